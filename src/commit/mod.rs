@@ -1,0 +1,191 @@
+//! One micro-batch, one atomic Delta commit.
+//!
+//! ```text
+//!  plan batch N ──► _sluice/queries/Q/batches/N.json   (put-if-absent: the batch's files)
+//!        │
+//!        ▼
+//!  read files ─► SQL ─► Parquet data files             (invisible: not in the log yet)
+//!        │
+//!        ▼
+//!  ┌─────────────── commit attempt (repeat on conflict) ───────────────┐
+//!  │ reload the log incrementally; v = txn version of appId Q          │
+//!  │ decide(v, N):  v = N-1 → commit  { add*, txn(Q, N), commitInfo }  │
+//!  │                v ≥ N   → someone else committed N: stop           │
+//!  │                v < N-1 → the table lost batches: stop             │
+//!  └───────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! A crash anywhere before the commit leaves only invisible files and a planned record, and the
+//! restart re-runs batch N from that record; a crash after it resumes at N+1. delta-rs does not
+//! enforce monotonic txn versions, so the decision is re-taken before every attempt.
+
+pub mod record;
+
+use std::collections::HashMap;
+
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::protocol::{DeltaOperation, OutputMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use serde_json::Value;
+
+use crate::sink::SinkError;
+
+/// Attempts at one commit before giving up (each after a conflicting commit by someone else).
+const MAX_ATTEMPTS: usize = 25;
+
+/// What the table's txn version says about committing batch `batch_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The previous batch is the last committed one: commit.
+    Commit,
+    /// This batch (or a later one) is already committed.
+    AlreadyCommitted {
+        /// The table's txn version.
+        committed: i64,
+    },
+    /// Batches between the table's version and this one are missing.
+    Gap {
+        /// The table's txn version, if any.
+        committed: Option<i64>,
+    },
+}
+
+/// Decide whether batch `batch_id` may be committed over txn version `committed`.
+pub fn decide(committed: Option<i64>, batch_id: i64) -> Decision {
+    match committed {
+        Some(v) if v >= batch_id => Decision::AlreadyCommitted { committed: v },
+        Some(v) if v == batch_id - 1 => Decision::Commit,
+        None if batch_id == 0 => Decision::Commit,
+        other => Decision::Gap { committed: other },
+    }
+}
+
+/// The result of committing a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum CommitOutcome {
+    /// Committed as this table version.
+    Committed {
+        /// The new table version.
+        version: i64,
+        /// Attempts it took.
+        attempts: usize,
+    },
+    /// Someone else committed this batch first.
+    Superseded {
+        /// The table's txn version for the query.
+        committed: i64,
+    },
+}
+
+/// Everything one batch's commit holds.
+#[derive(Debug, Clone)]
+pub struct BatchCommit {
+    /// The txn app id.
+    pub app_id: String,
+    /// The query's id (commitInfo `queryId`).
+    pub query_id: String,
+    /// The batch id (txn version, commitInfo `epochId`).
+    pub batch_id: i64,
+    /// Output mode for commitInfo.
+    pub output_mode: OutputMode,
+    /// Data files added.
+    pub adds: Vec<Add>,
+    /// Extra actions (removes, for complete mode).
+    pub extra: Vec<Action>,
+    /// The query's record for this batch, copied into commitInfo for readers of the history.
+    pub info: Value,
+}
+
+/// The query's last committed batch in the table as loaded.
+pub async fn committed_batch(table: &DeltaTable, app_id: &str) -> Result<Option<i64>, SinkError> {
+    let snapshot = table.snapshot()?;
+    Ok(snapshot.transaction_version(table.log_store().as_ref(), app_id).await?)
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
+}
+
+/// Commit one batch, exactly once. See the module docs for the protocol.
+pub async fn commit_batch(table: &mut DeltaTable, batch: &BatchCommit) -> Result<CommitOutcome, SinkError> {
+    for attempt in 1..=MAX_ATTEMPTS {
+        table.update_incremental(None).await?;
+        let committed = committed_batch(table, &batch.app_id).await?;
+        match decide(committed, batch.batch_id) {
+            Decision::AlreadyCommitted { committed } => return Ok(CommitOutcome::Superseded { committed }),
+            Decision::Gap { committed } => {
+                return Err(SinkError::Inconsistent(format!(
+                    "cannot commit batch {} of `{}`: the table's last committed batch is {}; was the table restored to an older version?",
+                    batch.batch_id,
+                    batch.app_id,
+                    committed.map_or("none".to_string(), |v| v.to_string())
+                )))
+            }
+            Decision::Commit => {}
+        }
+        let mut actions: Vec<Action> = batch.extra.clone();
+        actions.extend(batch.adds.iter().cloned().map(Action::Add));
+        let now = chrono::Utc::now().timestamp_millis();
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new_with_last_update(
+                &batch.app_id,
+                batch.batch_id,
+                Some(now),
+            ))
+            .with_metadata(HashMap::from([("sluice".to_string(), batch.info.clone())]))
+            .with_cleanup_expired_logs(Some(false));
+        let operation = DeltaOperation::StreamingUpdate {
+            output_mode: batch.output_mode,
+            query_id: batch.query_id.clone(),
+            epoch_id: batch.batch_id,
+        };
+        let snapshot = table.snapshot()?;
+        let result = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .with_max_retries(0)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await;
+        match result {
+            Ok(done) => {
+                return Ok(CommitOutcome::Committed {
+                    version: i64::try_from(done.version()).unwrap_or(i64::MAX),
+                    attempts: attempt,
+                })
+            }
+            Err(e) if is_conflict(&e) => {
+                tracing::debug!(batch = batch.batch_id, attempt, "commit conflict; reloading: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SinkError::Inconsistent(format!(
+        "batch {} of `{}` met {MAX_ATTEMPTS} conflicting commits in a row; too many writers on this table",
+        batch.batch_id, batch.app_id
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        assert_eq!(decide(None, 0), Decision::Commit);
+        assert_eq!(decide(Some(4), 5), Decision::Commit);
+        assert_eq!(decide(Some(5), 5), Decision::AlreadyCommitted { committed: 5 });
+        assert_eq!(decide(Some(9), 5), Decision::AlreadyCommitted { committed: 9 });
+        assert_eq!(decide(Some(2), 5), Decision::Gap { committed: Some(2) });
+        assert_eq!(decide(None, 3), Decision::Gap { committed: None });
+    }
+}

@@ -1,0 +1,266 @@
+//! The query's record, kept in the table: one write-once file per planned micro-batch under
+//! `_sluice/queries/<query>/batches/`, like Spark's offset log but inside the table.
+//!
+//! A batch's record is created (put-if-absent) *before* the batch reads anything, and the Delta
+//! commit of the batch carries `txn(appId, batchId)`, which points at it. So after a crash:
+//! - the txn version says which records are committed (txn actions survive checkpoints and log
+//!   cleanup, and so does this folder: vacuum never touches `_`-prefixed folders);
+//! - a record past the txn version is a batch that was planned but not committed: it is re-run
+//!   with exactly the same files, by this process or by any competing instance.
+//!
+//! Every `SNAPSHOT_EVERY` batches the record also holds the whole seen-file set, so a restart reads
+//! at most that many records, whatever the query's age.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::sink::SinkError;
+use crate::source::discovery::{FileEntry, SeenFiles};
+
+/// A full seen-file snapshot is written every this many batches.
+pub const SNAPSHOT_EVERY: i64 = 10;
+/// Records older than this many batches behind the newest snapshot are deleted.
+pub const KEEP_BATCHES: i64 = 100;
+/// The record format this build writes.
+pub const RECORD_FORMAT: u32 = 1;
+
+/// Where the source was and how it is read, as first recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    /// The source location.
+    pub uri: String,
+    /// The file format.
+    pub format: String,
+    /// The source schema, as Spark DDL.
+    pub schema: String,
+}
+
+/// One planned micro-batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRecord {
+    /// Record format version.
+    pub format: u32,
+    /// The query's name.
+    pub query_name: String,
+    /// The query's stable id.
+    pub query_id: String,
+    /// The batch id (= txn version once committed).
+    pub batch_id: i64,
+    /// The source.
+    pub source: SourceInfo,
+    /// The query text.
+    pub sql: String,
+    /// Files this batch reads.
+    pub files: Vec<FileEntry>,
+    /// The whole seen-file set after this batch, on snapshot batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<SeenFiles>,
+    /// Event-time watermark in force for this batch, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_ms: Option<i64>,
+    /// When the batch was planned, milliseconds since the epoch.
+    pub planned_at_ms: i64,
+}
+
+impl BatchRecord {
+    /// Does this batch carry a seen-file snapshot?
+    pub fn is_snapshot_batch(batch_id: i64) -> bool {
+        batch_id % SNAPSHOT_EVERY == 0
+    }
+
+    /// The batch holding the newest snapshot at or before `batch_id`.
+    pub fn snapshot_batch_for(batch_id: i64) -> i64 {
+        batch_id - batch_id.rem_euclid(SNAPSHOT_EVERY)
+    }
+
+    /// Total bytes of the batch's files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// What creating a record found.
+#[derive(Debug)]
+#[must_use]
+pub enum Created {
+    /// Ours is now the record of the batch.
+    Ours(BatchRecord),
+    /// Someone planned this batch first: run theirs.
+    Theirs(BatchRecord),
+}
+
+/// The records of one query inside a table.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    store: Arc<dyn ObjectStore>,
+    query_name: String,
+}
+
+impl RecordStore {
+    /// Records of `query_name` in the table whose root store is `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, query_name: &str) -> Self {
+        RecordStore {
+            store,
+            query_name: query_name.to_string(),
+        }
+    }
+
+    /// The folder of a query's records, relative to the table root.
+    pub fn folder(query_name: &str) -> String {
+        format!("_sluice/queries/{query_name}/batches")
+    }
+
+    fn path(&self, batch_id: i64) -> Path {
+        Path::from(format!("{}/{batch_id:020}.json", Self::folder(&self.query_name)))
+    }
+
+    /// Read the record of a batch, if it exists.
+    pub async fn read(&self, batch_id: i64) -> Result<Option<BatchRecord>, SinkError> {
+        match self.store.get(&self.path(batch_id)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                let record: BatchRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    SinkError::Record(format!("record of batch {batch_id} is unreadable: {e}"))
+                })?;
+                if record.format > RECORD_FORMAT {
+                    return Err(SinkError::Record(format!(
+                        "record of batch {batch_id} was written by a newer sluice (format {}); upgrade sluice",
+                        record.format
+                    )));
+                }
+                Ok(Some(record))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Create the record of a batch unless one exists (put-if-absent).
+    pub async fn create(&self, record: BatchRecord) -> Result<Created, SinkError> {
+        let body = serde_json::to_vec(&record)
+            .map_err(|e| SinkError::Record(format!("cannot encode the batch record: {e}")))?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(record.batch_id), PutPayload::from(body), opts)
+            .await
+        {
+            Ok(_) => Ok(Created::Ours(record)),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let theirs = self.read(record.batch_id).await?.ok_or_else(|| {
+                    SinkError::Record(format!("record of batch {} vanished", record.batch_id))
+                })?;
+                Ok(Created::Theirs(theirs))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Delete the records no restart can need any more, once `committed` is committed: those
+    /// more than [`KEEP_BATCHES`] before the newest snapshot. Deletes a bounded range, no listing.
+    pub async fn expire(&self, committed: i64) -> Result<(), SinkError> {
+        if !BatchRecord::is_snapshot_batch(committed) {
+            return Ok(());
+        }
+        let end = committed - KEEP_BATCHES;
+        let start = (end - SNAPSHOT_EVERY).max(0);
+        for id in start..end.max(0) {
+            match self.store.delete(&self.path(id)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuild the seen-file set after `committed`: the newest snapshot plus the batches since.
+    pub async fn seen_after(&self, committed: i64, empty: SeenFiles) -> Result<SeenFiles, SinkError> {
+        let from = BatchRecord::snapshot_batch_for(committed);
+        let mut seen = None;
+        let mut files = Vec::new();
+        for id in from..=committed {
+            let record = self.read(id).await?.ok_or_else(|| {
+                SinkError::Record(format!(
+                    "the table says batch {committed} of query `{}` is committed, but the record of batch {id} under {} is missing; the query cannot resume exactly (start it under a new --query-name to re-read the source)",
+                    self.query_name,
+                    Self::folder(&self.query_name)
+                ))
+            })?;
+            if id == from {
+                seen = record.seen.clone();
+            }
+            if id > from {
+                files.extend(record.files);
+            }
+        }
+        let mut seen = seen.unwrap_or(empty);
+        seen.add(&files);
+        Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_batches() {
+        assert!(BatchRecord::is_snapshot_batch(0));
+        assert!(BatchRecord::is_snapshot_batch(20));
+        assert!(!BatchRecord::is_snapshot_batch(21));
+        assert_eq!(BatchRecord::snapshot_batch_for(29), 20);
+        assert_eq!(BatchRecord::snapshot_batch_for(30), 30);
+    }
+
+    fn record(batch_id: i64, files: &[&str], seen: Option<SeenFiles>) -> BatchRecord {
+        BatchRecord {
+            format: RECORD_FORMAT,
+            query_name: "q".into(),
+            query_id: "id".into(),
+            batch_id,
+            source: SourceInfo {
+                uri: "src".into(),
+                format: "json".into(),
+                schema: "a STRING".into(),
+            },
+            sql: "SELECT * FROM source".into(),
+            files: files
+                .iter()
+                .map(|p| FileEntry {
+                    path: p.to_string(),
+                    size: 1,
+                    mtime_ms: batch_id,
+                })
+                .collect(),
+            seen,
+            watermark_ms: None,
+            planned_at_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_write_once_and_rebuild_the_seen_set() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let records = RecordStore::new(store, "q");
+        let mut seen0 = SeenFiles::new(false);
+        seen0.add(&record(0, &["a"], None).files);
+        assert!(matches!(records.create(record(0, &["a"], Some(seen0))).await.unwrap(), Created::Ours(_)));
+        match records.create(record(0, &["zzz"], None)).await.unwrap() {
+            Created::Theirs(r) => assert_eq!(r.files[0].path, "a"),
+            Created::Ours(_) => panic!("a second record for batch 0 must not replace the first"),
+        }
+        let _ = records.create(record(1, &["b"], None)).await.unwrap();
+        let seen = records.seen_after(1, SeenFiles::new(false)).await.unwrap();
+        assert_eq!(seen.len(), 2);
+        let err = records.seen_after(2, SeenFiles::new(false)).await.unwrap_err().to_string();
+        assert!(err.contains("missing"), "{err}");
+    }
+}

@@ -1,0 +1,74 @@
+//! Per-batch progress with the field names of Spark's `StreamingQueryProgress`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One micro-batch's progress.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Stable query id.
+    pub id: String,
+    /// Id of this run.
+    pub run_id: String,
+    /// Query name.
+    pub name: String,
+    /// When the trigger started (ISO-8601).
+    pub timestamp: String,
+    /// The batch id.
+    pub batch_id: i64,
+    /// Wall time of the batch, ms.
+    pub batch_duration: u64,
+    /// Rows read.
+    pub num_input_rows: u64,
+    /// Input rate since the previous batch.
+    pub input_rows_per_second: f64,
+    /// Processing rate of this batch.
+    pub processed_rows_per_second: f64,
+    /// Phase durations, ms (Spark's keys).
+    pub duration_ms: BTreeMap<String, u64>,
+    /// Event-time statistics (empty without an event-time column).
+    pub event_time: BTreeMap<String, String>,
+    /// Stateful operators (none for stateless queries).
+    pub state_operators: Vec<Value>,
+    /// The source.
+    pub sources: Vec<SourceProgress>,
+    /// The sink.
+    pub sink: SinkProgress,
+}
+
+/// Progress of the source in a batch.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceProgress {
+    /// Which source.
+    pub description: String,
+    /// Offset before the batch.
+    pub start_offset: Value,
+    /// Offset after the batch.
+    pub end_offset: Value,
+    /// Newest offset known.
+    pub latest_offset: Value,
+    /// Rows read.
+    pub num_input_rows: u64,
+    /// Input rate.
+    pub input_rows_per_second: f64,
+    /// Processing rate.
+    pub processed_rows_per_second: f64,
+    /// Malformed records met (dropped, or kept with a corrupt-record value).
+    pub num_malformed_records: u64,
+}
+
+/// Progress of the sink in a batch.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkProgress {
+    /// Which sink.
+    pub description: String,
+    /// Rows written.
+    pub num_output_rows: u64,
+    /// The Delta table version the batch committed.
+    pub table_version: i64,
+}

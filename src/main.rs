@@ -1,0 +1,98 @@
+//! The `sluice` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice::cli::{progress, Cli, Command};
+use sluice::engine::{Ending, Engine};
+use tokio::sync::watch;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (run `sluice --help` for usage)");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let text = e.to_string().replace('\n', " ");
+            eprintln!("error: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let cfg = args.to_config()?;
+            let style = args.progress_style();
+            let query = cfg.query_name.clone();
+            let sink = cfg.sink.clone();
+            let engine = Engine::start(cfg).await?;
+            let (stop_tx, stop_rx) = watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            let (callback, bar) = progress::reporter(style, &query);
+            let ending = engine.run(stop_rx, callback).await;
+            if let Some(bar) = &bar {
+                bar.finish(match &ending {
+                    Ok(Ending::Finished) => format!("done; table {sink}"),
+                    Ok(Ending::Stopped) => "stopped".to_string(),
+                    Err(_) => "failed".to_string(),
+                });
+            }
+            ending?;
+            Ok(())
+        }
+        Command::Inspect(args) => {
+            let report = sluice::inspect::inspect(&args.table, args.limit).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", sluice::inspect::render(&report));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}

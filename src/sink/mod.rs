@@ -1,0 +1,206 @@
+//! The Delta table the query writes: opened (or created at the first batch) and written with
+//! Parquet data files that stay invisible until the batch's commit (see [`crate::commit`]).
+
+pub mod schema;
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{Add, StructField};
+use deltalake::protocol::SaveMode;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::ObjectStore;
+
+use crate::storage::{self, Location};
+
+/// Errors of the sink and commit layers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The sink location is unusable.
+    #[error("{0}")]
+    Location(String),
+    /// The output does not fit the table.
+    #[error("{0}")]
+    Schema(String),
+    /// The query's record in the table is missing or unreadable.
+    #[error("{0}")]
+    Record(String),
+    /// Another instance of the same query committed this batch.
+    #[error("another instance of query `{query}` committed batch {batch_id} first; this instance stops (run one instance per query name)")]
+    AnotherInstance {
+        /// The query name.
+        query: String,
+        /// The batch.
+        batch_id: i64,
+    },
+    /// The table's record of the query is ahead of or behind what this run expects.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// Delta failed.
+    #[error("delta table error: {0}")]
+    Delta(#[from] DeltaTableError),
+    /// Object storage failed.
+    #[error("table storage error: {0}")]
+    Storage(#[from] object_store::Error),
+    /// Arrow failed on the data.
+    #[error("output data error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Files above this many buffered bytes are flushed to storage mid-batch.
+const FLUSH_BYTES: usize = 128 << 20;
+
+/// The Delta table a query writes to.
+#[derive(Debug)]
+pub struct DeltaSink {
+    location: Location,
+    table: DeltaTable,
+    exists: bool,
+    partition_by: Vec<String>,
+}
+
+impl DeltaSink {
+    /// Open the table at `uri`; it need not exist yet.
+    pub async fn open(uri: &str, partition_by: Vec<String>) -> Result<Self, SinkError> {
+        let location = Location::parse(uri).map_err(|e| SinkError::Location(e.to_string()))?;
+        if let Some(dir) = location.local_path() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                SinkError::Location(format!("cannot create the table directory {}: {e}", dir.display()))
+            })?;
+        }
+        let url = location.url().map_err(|e| SinkError::Location(e.to_string()))?;
+        let mut table = DeltaTableBuilder::from_url(url)?
+            .with_storage_options(storage::delta_storage_options())
+            .build()?;
+        let exists = table.log_store().is_delta_table_location().await?;
+        if exists {
+            table.load().await?;
+        }
+        Ok(DeltaSink {
+            location,
+            table,
+            exists,
+            partition_by,
+        })
+    }
+
+    /// The table as the user named it.
+    pub fn uri(&self) -> &str {
+        self.location.as_str()
+    }
+
+    /// Does the table exist yet?
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+
+    /// The underlying table.
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// The underlying table, mutably (for commits).
+    pub fn table_mut(&mut self) -> &mut DeltaTable {
+        &mut self.table
+    }
+
+    /// The object store rooted at the table.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.table.object_store()
+    }
+
+    /// Check that a query producing `output` (a Delta schema) can write here.
+    pub fn check(&self, output: &SchemaRef) -> Result<(), SinkError> {
+        for col in &self.partition_by {
+            if output.index_of(col).is_err() {
+                return Err(SinkError::Schema(format!(
+                    "partition column `{col}` is not in the query's output; pick --partition-by from: {}",
+                    output.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        if !self.exists {
+            return Ok(());
+        }
+        let snapshot = self.table.snapshot()?;
+        let table_schema = snapshot.snapshot().arrow_schema();
+        schema::check_matches(output, &table_schema)?;
+        let existing: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+        if !self.partition_by.is_empty() && existing != self.partition_by {
+            return Err(SinkError::Schema(format!(
+                "the table is partitioned by [{}], not [{}]; drop --partition-by or use a new table",
+                existing.join(", "),
+                self.partition_by.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Create the table with `schema` if it does not exist (another writer may win the race).
+    pub async fn ensure_table(&mut self, schema: &SchemaRef) -> Result<(), SinkError> {
+        if self.exists {
+            return Ok(());
+        }
+        let kernel_schema: deltalake::kernel::StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| SinkError::Schema(format!("cannot map the output schema to Delta: {e}")))?;
+        let columns: Vec<StructField> = kernel_schema.fields().cloned().collect();
+        let created = deltalake::operations::create::CreateBuilder::new()
+            .with_log_store(self.table.log_store())
+            .with_columns(columns)
+            .with_partition_columns(self.partition_by.clone())
+            .with_save_mode(SaveMode::Ignore)
+            .await?;
+        self.table = created;
+        self.table.load().await?;
+        self.exists = true;
+        Ok(())
+    }
+
+    /// A writer for one batch's data files.
+    pub fn writer(&self) -> Result<BatchWriter, SinkError> {
+        let writer = RecordBatchWriter::for_table(&self.table)?;
+        let schema = writer.arrow_schema();
+        Ok(BatchWriter {
+            writer,
+            schema,
+            adds: Vec::new(),
+            rows: 0,
+        })
+    }
+}
+
+/// Writes one micro-batch's rows as Parquet files; returns their `add` actions (not committed).
+pub struct BatchWriter {
+    writer: RecordBatchWriter,
+    schema: SchemaRef,
+    adds: Vec<Add>,
+    rows: u64,
+}
+
+impl BatchWriter {
+    /// Write rows (already in the Delta schema's column order).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        let batch = schema::conform(&batch, &self.schema)?;
+        self.writer.write(batch).await?;
+        if self.writer.buffer_len() >= FLUSH_BYTES {
+            self.adds.extend(self.writer.flush().await?);
+        }
+        Ok(())
+    }
+
+    /// Finish the files and return their `add` actions and the row count.
+    pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
+        self.adds.extend(self.writer.flush().await?);
+        Ok((self.adds, self.rows))
+    }
+}

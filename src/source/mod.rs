@@ -1,0 +1,219 @@
+//! The file source: a directory (local or `s3://`) whose files are the stream.
+//!
+//! ```text
+//!   list ──► discovery::select_batch ──► get (object_store) ──► decode (blocking, parallel)
+//!   (each trigger)   (pure: new files, order, limit)               └─► RecordBatch stream
+//! ```
+
+pub mod ddl;
+pub mod decode;
+pub mod discovery;
+pub mod options;
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::storage::{self, Location};
+use decode::{DecodeSpec, Decoded};
+use discovery::FileEntry;
+use options::{Format, SourceOptions};
+
+/// Errors of the source layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The DDL schema string is wrong.
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
+    /// A source option is unknown or has a bad value.
+    #[error("invalid source option: {0}")]
+    InvalidOption(String),
+    /// The schema could not be inferred.
+    #[error("{0}")]
+    Inference(String),
+    /// FAILFAST met a malformed record.
+    #[error("malformed record in {path} line {line}: {reason}; fix the file, or run with --option mode=PERMISSIVE or mode=DROPMALFORMED")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A file could not be read as the format.
+    #[error("cannot read source file {0}")]
+    Unreadable(String),
+    /// The source location is missing or unusable.
+    #[error("{0}")]
+    Location(String),
+    /// Object storage failed.
+    #[error("source storage error: {0}")]
+    Storage(#[from] object_store::Error),
+    /// Arrow failed on the data.
+    #[error("source data error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// How many sample files schema inference reads.
+const INFER_SAMPLE_FILES: usize = 8;
+
+/// A directory of files, read as a stream.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    location: Location,
+    store: Arc<dyn ObjectStore>,
+    format: Format,
+    options: SourceOptions,
+}
+
+impl FileSource {
+    /// Open the source at `uri` (it must exist).
+    pub fn open(uri: &str, format: Format, options: SourceOptions) -> Result<Self, SourceError> {
+        let location = Location::parse(uri).map_err(|e| SourceError::Location(e.to_string()))?;
+        if let Some(dir) = location.local_path() {
+            if !dir.is_dir() {
+                return Err(SourceError::Location(format!(
+                    "source directory {} does not exist; create it or point --source at an existing directory",
+                    dir.display()
+                )));
+            }
+        }
+        let store = storage::object_store(&location).map_err(|e| SourceError::Location(e.to_string()))?;
+        Ok(FileSource {
+            location,
+            store,
+            format,
+            options,
+        })
+    }
+
+    /// The source as the user named it.
+    pub fn uri(&self) -> &str {
+        self.location.as_str()
+    }
+
+    /// The file format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &SourceOptions {
+        &self.options
+    }
+
+    /// List the files of the source (hidden files and folders, starting with `_` or `.`, are skipped).
+    pub async fn list(&self) -> Result<Vec<FileEntry>, SourceError> {
+        let prefix = self.location.prefix();
+        let skip = prefix.parts().count();
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut files = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let parts: Vec<String> = meta
+                .location
+                .parts()
+                .skip(skip)
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            if parts.is_empty() || parts.iter().any(|p| p.starts_with('_') || p.starts_with('.')) {
+                continue;
+            }
+            files.push(FileEntry {
+                path: parts.join("/"),
+                size: meta.size,
+                mtime_ms: meta.last_modified.timestamp_millis(),
+            });
+        }
+        Ok(files)
+    }
+
+    fn object_path(&self, file: &str) -> Path {
+        let mut parts: Vec<String> = self
+            .location
+            .prefix()
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        parts.extend(file.split('/').map(str::to_string));
+        Path::from_iter(parts)
+    }
+
+    async fn fetch(&self, file: &str) -> Result<bytes::Bytes, SourceError> {
+        let result = self.store.get(&self.object_path(file)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => SourceError::Unreadable(format!(
+                "{file}: the file was listed for this batch but is gone; source files must not be deleted before they are read"
+            )),
+            other => SourceError::Storage(other),
+        })?;
+        Ok(result.bytes().await?)
+    }
+
+    /// Infer the schema from (up to a few of) the listed files.
+    pub async fn infer_schema(&self, files: &[FileEntry]) -> Result<SchemaRef, SourceError> {
+        if self.format == Format::Text {
+            return Ok(Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("value", arrow::datatypes::DataType::Utf8, true),
+            ])));
+        }
+        if files.is_empty() {
+            return Err(SourceError::Inference(format!(
+                "cannot infer a schema: {} holds no files yet; pass --schema \"col TYPE, ...\"",
+                self.uri()
+            )));
+        }
+        let mut samples = Vec::new();
+        for f in files.iter().take(INFER_SAMPLE_FILES) {
+            samples.push((f.path.clone(), self.fetch(&f.path).await?));
+        }
+        match self.format {
+            Format::Parquet => {
+                let (path, data) = samples.swap_remove(0);
+                decode::parquet_schema(&path, data)
+            }
+            Format::Csv => {
+                let samples: Vec<_> = samples.into_iter().map(|(p, d)| (p, d.to_vec())).collect();
+                decode::infer_csv_schema(&samples, &self.options)
+            }
+            _ => {
+                let samples: Vec<_> = samples.into_iter().map(|(p, d)| (p, d.to_vec())).collect();
+                decode::infer_json_schema(&samples)
+            }
+        }
+    }
+
+    /// Read `files` with `schema`: fetches and decodes run concurrently (one file per core), and
+    /// files come out in order, each as its decoded batches. The stream ends at the first error.
+    pub fn read(&self, files: Vec<FileEntry>, schema: SchemaRef) -> BoxStream<'static, Result<Decoded, SourceError>> {
+        let spec = Arc::new(DecodeSpec {
+            schema,
+            format: self.format,
+            options: self.options.clone(),
+        });
+        let this = self.clone();
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        stream::iter(files)
+            .map(move |file| {
+                let this = this.clone();
+                let spec = spec.clone();
+                async move {
+                    let data = this.fetch(&file.path).await?;
+                    let path = format!("{}/{}", this.uri().trim_end_matches('/'), file.path);
+                    tokio::task::spawn_blocking(move || spec.decode(&path, data))
+                        .await
+                        .map_err(|e| SourceError::Unreadable(format!("{}: decoder stopped: {e}", file.path)))?
+                }
+            })
+            .buffered(parallel)
+            .boxed()
+    }
+}
+
+/// Resolve the schema of a source: the user's DDL, else what the table remembered, else inference.
+pub fn parse_schema_option(ddl: Option<&str>) -> Result<Option<SchemaRef>, SourceError> {
+    ddl.map(ddl::parse_ddl).transpose()
+}

@@ -1,0 +1,289 @@
+//! Source options with Spark's names and defaults, parsed and validated into a typed form.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::SourceError;
+use crate::duration::parse_duration;
+
+/// The file formats a source can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON lines, one object per line.
+    Json,
+    /// Delimited text with an optional header.
+    Csv,
+    /// Apache Parquet files.
+    Parquet,
+    /// Plain text: one `value STRING` row per line.
+    Text,
+}
+
+impl FromStr for Format {
+    type Err = SourceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
+            "text" => Ok(Format::Text),
+            other => Err(SourceError::InvalidOption(format!(
+                "unknown format `{other}`; use json, csv, parquet or text"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+            Format::Text => "text",
+        })
+    }
+}
+
+/// What to do with a record that does not parse (Spark's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParseMode {
+    /// Keep the row, null the bad fields, put the raw line in the corrupt-record column.
+    #[default]
+    Permissive,
+    /// Drop the row.
+    DropMalformed,
+    /// Fail the query, naming the file and line.
+    FailFast,
+}
+
+/// How many files or bytes one micro-batch may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadLimit {
+    /// Everything new.
+    #[default]
+    Unlimited,
+    /// At most this many files.
+    MaxFiles(usize),
+    /// At most this many bytes (but always at least one file).
+    MaxBytes(u64),
+}
+
+/// Validated source options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceOptions {
+    /// Per-batch read limit.
+    pub limit: ReadLimit,
+    /// Take the newest files first.
+    pub latest_first: bool,
+    /// Files older than the newest seen file by more than this are ignored (after the first batch).
+    pub max_file_age: Duration,
+    /// Identify files by name only, not full path.
+    pub file_name_only: bool,
+    /// What to do with malformed records.
+    pub mode: ParseMode,
+    /// Column receiving the raw text of malformed records (when present in the schema).
+    pub corrupt_column: String,
+    /// CSV: the first line of each file is a header.
+    pub header: bool,
+    /// CSV: field separator.
+    pub sep: u8,
+    /// Format for string timestamps (chrono `strftime` syntax, or Spark's pattern letters).
+    pub timestamp_format: Option<String>,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            limit: ReadLimit::Unlimited,
+            latest_first: false,
+            max_file_age: Duration::from_secs(7 * 24 * 3600),
+            file_name_only: false,
+            mode: ParseMode::Permissive,
+            corrupt_column: "_corrupt_record".into(),
+            header: false,
+            sep: b',',
+            timestamp_format: None,
+        }
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "maxFilesPerTrigger",
+    "maxBytesPerTrigger",
+    "latestFirst",
+    "maxFileAge",
+    "fileNameOnly",
+    "mode",
+    "columnNameOfCorruptRecord",
+    "header",
+    "sep",
+    "delimiter",
+    "timestampFormat",
+];
+
+impl SourceOptions {
+    /// Parse Spark-named options (names are case-insensitive, as in Spark).
+    pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, SourceError> {
+        let mut o = SourceOptions::default();
+        let bad = |key: &str, value: &str, want: &str| {
+            SourceError::InvalidOption(format!("option {key}={value}: {want}"))
+        };
+        let mut max_files = None;
+        let mut max_bytes = None;
+        for (key, value) in raw {
+            let canonical = KNOWN
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(key))
+                .ok_or_else(|| {
+                    SourceError::InvalidOption(format!(
+                        "unknown source option `{key}`; known options: {}",
+                        KNOWN.join(", ")
+                    ))
+                })?;
+            let v = value.trim();
+            match *canonical {
+                "maxFilesPerTrigger" => {
+                    let n: usize = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad(key, v, "expected a positive whole number"))?;
+                    max_files = Some(n);
+                }
+                "maxBytesPerTrigger" => {
+                    let n = parse_bytes(v)
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad(key, v, "expected a positive size such as 1048576 or 64m"))?;
+                    max_bytes = Some(n);
+                }
+                "latestFirst" => o.latest_first = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?,
+                "fileNameOnly" => o.file_name_only = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?,
+                "header" => o.header = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?,
+                "maxFileAge" => {
+                    o.max_file_age = parse_duration(v)
+                        .ok_or_else(|| bad(key, v, "expected a duration such as 7d or 12 hours"))?
+                }
+                "mode" => {
+                    o.mode = match v.to_ascii_uppercase().as_str() {
+                        "PERMISSIVE" => ParseMode::Permissive,
+                        "DROPMALFORMED" => ParseMode::DropMalformed,
+                        "FAILFAST" => ParseMode::FailFast,
+                        _ => return Err(bad(key, v, "expected PERMISSIVE, DROPMALFORMED or FAILFAST")),
+                    }
+                }
+                "columnNameOfCorruptRecord" => {
+                    if v.is_empty() {
+                        return Err(bad(key, v, "expected a column name"));
+                    }
+                    o.corrupt_column = v.to_string()
+                }
+                "sep" | "delimiter" => {
+                    let unescaped = match v {
+                        "\\t" => "\t",
+                        other => other,
+                    };
+                    let bytes = unescaped.as_bytes();
+                    if bytes.len() != 1 {
+                        return Err(bad(key, v, "expected a single one-byte character"));
+                    }
+                    o.sep = bytes[0];
+                }
+                "timestampFormat" => o.timestamp_format = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        o.limit = match (max_files, max_bytes) {
+            (Some(_), Some(_)) => {
+                return Err(SourceError::InvalidOption(
+                    "maxFilesPerTrigger and maxBytesPerTrigger cannot be set together; keep one".into(),
+                ))
+            }
+            (Some(n), None) => ReadLimit::MaxFiles(n),
+            (None, Some(n)) => ReadLimit::MaxBytes(n),
+            (None, None) => ReadLimit::Unlimited,
+        };
+        Ok(o)
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `1048576`, `64k`, `64m`, `1g`, `10mb`.
+fn parse_bytes(v: &str) -> Option<u64> {
+    let lower = v.to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let n: u64 = lower[..split].parse().ok()?;
+    let mult: u64 = match lower[split..].trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Result<SourceOptions, SourceError> {
+        SourceOptions::from_map(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn spark_defaults() {
+        let o = opts(&[]).unwrap();
+        assert_eq!(o.limit, ReadLimit::Unlimited);
+        assert_eq!(o.mode, ParseMode::Permissive);
+        assert_eq!(o.corrupt_column, "_corrupt_record");
+        assert_eq!(o.max_file_age, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn parses_spark_names_case_insensitively() {
+        let o = opts(&[
+            ("maxfilespertrigger", "7"),
+            ("mode", "dropMalformed"),
+            ("sep", ";"),
+            ("header", "true"),
+            ("latestFirst", "true"),
+        ])
+        .unwrap();
+        assert_eq!(o.limit, ReadLimit::MaxFiles(7));
+        assert_eq!(o.mode, ParseMode::DropMalformed);
+        assert_eq!(o.sep, b';');
+        assert!(o.header && o.latest_first);
+        assert_eq!(opts(&[("maxBytesPerTrigger", "2m")]).unwrap().limit, ReadLimit::MaxBytes(2 << 20));
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        for (pairs, needle) in [
+            (vec![("maxFilesPerTriger", "1")], "unknown source option"),
+            (vec![("maxFilesPerTrigger", "0")], "positive whole number"),
+            (vec![("maxFilesPerTrigger", "1"), ("maxBytesPerTrigger", "10")], "cannot be set together"),
+            (vec![("mode", "STRICT")], "PERMISSIVE, DROPMALFORMED or FAILFAST"),
+            (vec![("maxFileAge", "old")], "duration"),
+            (vec![("sep", "ab")], "one-byte"),
+        ] {
+            let err = opts(&pairs).unwrap_err().to_string();
+            assert!(err.contains(needle), "{pairs:?}: {err}");
+        }
+    }
+}
