@@ -122,13 +122,20 @@ impl StreamFrame {
 
     /// Project SQL expressions (`selectExpr`).
     pub fn select_expr(mut self, exprs: &[&str]) -> Self {
-        self.query = Some(format!("SELECT {} FROM ({}) AS t", exprs.join(", "), self.current()));
+        self.query = Some(format!(
+            "SELECT {} FROM ({}) AS t",
+            exprs.join(", "),
+            self.current()
+        ));
         self
     }
 
     /// Keep rows matching a SQL condition (`filter` / `where`).
     pub fn filter(mut self, condition: &str) -> Self {
-        self.query = Some(format!("SELECT * FROM ({}) AS t WHERE {condition}", self.current()));
+        self.query = Some(format!(
+            "SELECT * FROM ({}) AS t WHERE {condition}",
+            self.current()
+        ));
         self
     }
 
@@ -206,7 +213,10 @@ impl DataStreamWriter {
         let mut cfg = self.frame.cfg.clone();
         cfg.sql = self.frame.current();
         cfg.sink = uri.to_string();
-        cfg.output_mode = self.output_mode.parse::<OutputModeKind>().map_err(Error::Config)?;
+        cfg.output_mode = self
+            .output_mode
+            .parse::<OutputModeKind>()
+            .map_err(Error::Config)?;
         for (key, value) in &self.options {
             match key.to_ascii_lowercase().as_str() {
                 "partitionby" => {

@@ -6,7 +6,11 @@ use std::time::Duration;
 /// Parse a human duration. Returns `None` when the text is not a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim().to_ascii_lowercase();
-    let text = text.strip_prefix("interval").unwrap_or(&text).trim().to_string();
+    let text = text
+        .strip_prefix("interval")
+        .unwrap_or(&text)
+        .trim()
+        .to_string();
     if text.is_empty() {
         return None;
     }
@@ -15,13 +19,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut any = false;
     while !rest.trim_start().is_empty() {
         rest = rest.trim_start();
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let amount: u128 = rest[..digits].parse().ok()?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let nanos_per: u128 = match unit {
@@ -60,7 +68,10 @@ mod tests {
             parse_duration("1 day 2 hours"),
             Some(Duration::from_secs(86400 + 7200))
         );
-        assert_eq!(parse_duration("interval 5 seconds"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_duration("interval 5 seconds"),
+            Some(Duration::from_secs(5))
+        );
     }
 
     #[test]

@@ -83,14 +83,16 @@ pub async fn inspect(uri: &str, limit: usize) -> Result<TableReport> {
             )));
         }
     }
-    let url = location.url().map_err(|e| SinkError::Location(e.to_string()))?;
+    let url = location
+        .url()
+        .map_err(|e| SinkError::Location(e.to_string()))?;
     let mut table = DeltaTableBuilder::from_url(url)?
         .with_storage_options(storage::delta_storage_options())
         .build()?;
     table.load().await.map_err(|e| match e {
-        deltalake::DeltaTableError::NotATable(_) => {
-            Error::Config(format!("{uri} is not a Delta table; point inspect at a table directory"))
-        }
+        deltalake::DeltaTableError::NotATable(_) => Error::Config(format!(
+            "{uri} is not a Delta table; point inspect at a table directory"
+        )),
         other => other.into(),
     })?;
     let snapshot = table.snapshot()?;
@@ -136,7 +138,9 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
         .map_err(SinkError::Storage)?;
     let mut out = Vec::new();
     for prefix in listing.common_prefixes {
-        let Some(name) = prefix.filename().map(str::to_string) else { continue };
+        let Some(name) = prefix.filename().map(str::to_string) else {
+            continue;
+        };
         let app = app_id(&name);
         let committed = commit::committed_batch(table, &app).await?;
         let records = RecordStore::new(store.clone(), &name);
@@ -148,7 +152,10 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
         let pending = records.read(next).await?.map(|r| r.batch_id);
         let source_offsets = match &record {
             Some(r) => {
-                let last = r.files.iter().max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
+                let last = r
+                    .files
+                    .iter()
+                    .max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
                 json!({
                     "logOffset": r.batch_id,
                     "filesInLastBatch": r.files.len(),
@@ -172,7 +179,10 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
     Ok(out)
 }
 
-async fn sample_rows(table: &deltalake::DeltaTable, limit: usize) -> Result<Vec<Map<String, Value>>> {
+async fn sample_rows(
+    table: &deltalake::DeltaTable,
+    limit: usize,
+) -> Result<Vec<Map<String, Value>>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -205,7 +215,10 @@ async fn sample_rows(table: &deltalake::DeltaTable, limit: usize) -> Result<Vec<
         for row in 0..batch.num_rows() {
             let mut map = Map::new();
             for (field, f) in batch.schema().fields().iter().zip(&formatters) {
-                let value = if batch.column_by_name(field.name()).is_some_and(|c| c.is_null(row)) {
+                let value = if batch
+                    .column_by_name(field.name())
+                    .is_some_and(|c| c.is_null(row))
+                {
                     Value::Null
                 } else {
                     Value::String(f.value(row).to_string())
@@ -240,7 +253,10 @@ pub fn render(report: &TableReport) -> String {
             report.partition_columns.join(", ")
         }
     ));
-    out.push_str(&format!("files:      {}\nrows:       {}\n", report.num_files, report.num_rows));
+    out.push_str(&format!(
+        "files:      {}\nrows:       {}\n",
+        report.num_files, report.num_rows
+    ));
     if report.queries.is_empty() {
         out.push_str("queries:    none\n");
     }
@@ -248,7 +264,8 @@ pub fn render(report: &TableReport) -> String {
         out.push_str(&format!("query:      {} (appId {})\n", q.name, q.app_id));
         out.push_str(&format!(
             "  last batch id: {}\n",
-            q.last_batch_id.map_or("none".to_string(), |v| v.to_string())
+            q.last_batch_id
+                .map_or("none".to_string(), |v| v.to_string())
         ));
         if let Some(id) = &q.query_id {
             out.push_str(&format!("  query id:      {id}\n"));
@@ -262,7 +279,9 @@ pub fn render(report: &TableReport) -> String {
             q.watermark_ms.map_or("none".to_string(), |w| w.to_string())
         ));
         if let Some(p) = q.pending_batch_id {
-            out.push_str(&format!("  pending batch: {p} (planned, not committed; re-run on next start)\n"));
+            out.push_str(&format!(
+                "  pending batch: {p} (planned, not committed; re-run on next start)\n"
+            ));
         }
     }
     out.push_str(&format!("first {} rows:\n", report.rows.len()));

@@ -64,7 +64,10 @@ impl Location {
         if trimmed.is_empty() {
             return Err(StorageError::Unsupported(uri.to_string()));
         }
-        if let Some(rest) = trimmed.strip_prefix("s3://").or_else(|| trimmed.strip_prefix("s3a://")) {
+        if let Some(rest) = trimmed
+            .strip_prefix("s3://")
+            .or_else(|| trimmed.strip_prefix("s3a://"))
+        {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(StorageError::Unsupported(uri.to_string()));
@@ -77,7 +80,9 @@ impl Location {
         }
         let path_text = match trimmed.strip_prefix("file://") {
             Some(p) => p,
-            None if trimmed.contains("://") => return Err(StorageError::Unsupported(uri.to_string())),
+            None if trimmed.contains("://") => {
+                return Err(StorageError::Unsupported(uri.to_string()))
+            }
             None => trimmed,
         };
         let path = PathBuf::from(path_text);
@@ -123,15 +128,20 @@ impl Location {
     /// The URL deltalake opens.
     pub fn url(&self) -> Result<Url, StorageError> {
         match self {
-            Location::Local { path, .. } => Url::from_directory_path(path).map_err(|_| StorageError::Local {
-                path: path.display().to_string(),
-                reason: "not an absolute path".into(),
+            Location::Local { path, .. } => {
+                Url::from_directory_path(path).map_err(|_| StorageError::Local {
+                    path: path.display().to_string(),
+                    reason: "not an absolute path".into(),
+                })
+            }
+            Location::S3 {
+                bucket,
+                prefix,
+                display,
+            } => Url::parse(&format!("s3://{bucket}/{prefix}")).map_err(|e| StorageError::Config {
+                uri: display.clone(),
+                reason: e.to_string(),
             }),
-            Location::S3 { bucket, prefix, display } => Url::parse(&format!("s3://{bucket}/{prefix}"))
-                .map_err(|e| StorageError::Config {
-                    uri: display.clone(),
-                    reason: e.to_string(),
-                }),
         }
     }
 }
@@ -155,13 +165,16 @@ fn normalize(path: &std::path::Path) -> PathBuf {
 pub fn object_store(location: &Location) -> Result<Arc<dyn ObjectStore>, StorageError> {
     match location {
         Location::Local { path, .. } => {
-            let store = LocalFileSystem::new_with_prefix(path).map_err(|e| StorageError::Local {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let store =
+                LocalFileSystem::new_with_prefix(path).map_err(|e| StorageError::Local {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             Ok(Arc::new(store))
         }
-        Location::S3 { bucket, display, .. } => {
+        Location::S3 {
+            bucket, display, ..
+        } => {
             let store = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .build()

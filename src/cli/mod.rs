@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::{OutputModeKind, QueryConfig, Trigger};
 use crate::error::{Error, Result};
-use crate::source::options::{Format, SourceOptions};
 use crate::source::ddl;
+use crate::source::options::{Format, SourceOptions};
 
 /// Stream a directory of files into a Delta Lake table, exactly once.
 #[derive(Debug, Parser)]
@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a streaming query from a directory of files into a Delta table.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show a table's schema, size, streaming queries and first rows.
     Inspect(InspectArgs),
 }
@@ -106,7 +106,9 @@ impl RunArgs {
         let mut raw = BTreeMap::new();
         for pair in &self.options {
             let (key, value) = pair.split_once('=').ok_or_else(|| {
-                Error::Config(format!("--option `{pair}` must be KEY=VALUE, e.g. maxFilesPerTrigger=10"))
+                Error::Config(format!(
+                    "--option `{pair}` must be KEY=VALUE, e.g. maxFilesPerTrigger=10"
+                ))
             })?;
             if key.trim().is_empty() {
                 return Err(Error::Config(format!("--option `{pair}` has an empty key")));

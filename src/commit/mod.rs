@@ -101,7 +101,9 @@ pub struct BatchCommit {
 /// The query's last committed batch in the table as loaded.
 pub async fn committed_batch(table: &DeltaTable, app_id: &str) -> Result<Option<i64>, SinkError> {
     let snapshot = table.snapshot()?;
-    Ok(snapshot.transaction_version(table.log_store().as_ref(), app_id).await?)
+    Ok(snapshot
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await?)
 }
 
 fn is_conflict(e: &DeltaTableError) -> bool {
@@ -117,7 +119,10 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 }
 
 /// Commit one batch, exactly once. See the module docs for the protocol.
-pub async fn commit_batch(table: &mut DeltaTable, batch: &BatchCommit) -> Result<CommitOutcome, SinkError> {
+pub async fn commit_batch(
+    table: &mut DeltaTable,
+    batch: &BatchCommit,
+) -> Result<CommitOutcome, SinkError> {
     for attempt in 1..=MAX_ATTEMPTS {
         table.update_incremental(None).await?;
         let committed = committed_batch(table, &batch.app_id).await?;
@@ -163,7 +168,11 @@ pub async fn commit_batch(table: &mut DeltaTable, batch: &BatchCommit) -> Result
                 })
             }
             Err(e) if is_conflict(&e) => {
-                tracing::debug!(batch = batch.batch_id, attempt, "commit conflict; reloading: {e}");
+                tracing::debug!(
+                    batch = batch.batch_id,
+                    attempt,
+                    "commit conflict; reloading: {e}"
+                );
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -183,8 +192,14 @@ mod tests {
     fn decisions() {
         assert_eq!(decide(None, 0), Decision::Commit);
         assert_eq!(decide(Some(4), 5), Decision::Commit);
-        assert_eq!(decide(Some(5), 5), Decision::AlreadyCommitted { committed: 5 });
-        assert_eq!(decide(Some(9), 5), Decision::AlreadyCommitted { committed: 9 });
+        assert_eq!(
+            decide(Some(5), 5),
+            Decision::AlreadyCommitted { committed: 5 }
+        );
+        assert_eq!(
+            decide(Some(9), 5),
+            Decision::AlreadyCommitted { committed: 9 }
+        );
         assert_eq!(decide(Some(2), 5), Decision::Gap { committed: Some(2) });
         assert_eq!(decide(None, 3), Decision::Gap { committed: None });
     }

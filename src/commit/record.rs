@@ -116,7 +116,10 @@ impl RecordStore {
     }
 
     fn path(&self, batch_id: i64) -> Path {
-        Path::from(format!("{}/{batch_id:020}.json", Self::folder(&self.query_name)))
+        Path::from(format!(
+            "{}/{batch_id:020}.json",
+            Self::folder(&self.query_name)
+        ))
     }
 
     /// Read the record of a batch, if it exists.
@@ -182,7 +185,11 @@ impl RecordStore {
     }
 
     /// Rebuild the seen-file set after `committed`: the newest snapshot plus the batches since.
-    pub async fn seen_after(&self, committed: i64, empty: SeenFiles) -> Result<SeenFiles, SinkError> {
+    pub async fn seen_after(
+        &self,
+        committed: i64,
+        empty: SeenFiles,
+    ) -> Result<SeenFiles, SinkError> {
         let from = BatchRecord::snapshot_batch_for(committed);
         let mut seen = None;
         let mut files = Vec::new();
@@ -252,7 +259,13 @@ mod tests {
         let records = RecordStore::new(store, "q");
         let mut seen0 = SeenFiles::new(false);
         seen0.add(&record(0, &["a"], None).files);
-        assert!(matches!(records.create(record(0, &["a"], Some(seen0))).await.unwrap(), Created::Ours(_)));
+        assert!(matches!(
+            records
+                .create(record(0, &["a"], Some(seen0)))
+                .await
+                .unwrap(),
+            Created::Ours(_)
+        ));
         match records.create(record(0, &["zzz"], None)).await.unwrap() {
             Created::Theirs(r) => assert_eq!(r.files[0].path, "a"),
             Created::Ours(_) => panic!("a second record for batch 0 must not replace the first"),
@@ -260,7 +273,11 @@ mod tests {
         let _ = records.create(record(1, &["b"], None)).await.unwrap();
         let seen = records.seen_after(1, SeenFiles::new(false)).await.unwrap();
         assert_eq!(seen.len(), 2);
-        let err = records.seen_after(2, SeenFiles::new(false)).await.unwrap_err().to_string();
+        let err = records
+            .seen_after(2, SeenFiles::new(false))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing"), "{err}");
     }
 }

@@ -59,7 +59,9 @@ impl std::str::FromStr for OutputModeKind {
             "append" => Ok(OutputModeKind::Append),
             "complete" => Ok(OutputModeKind::Complete),
             "update" => Ok(OutputModeKind::Update),
-            other => Err(format!("invalid output mode `{other}`; use append, complete or update")),
+            other => Err(format!(
+                "invalid output mode `{other}`; use append, complete or update"
+            )),
         }
     }
 }
@@ -169,7 +171,8 @@ fn validate_config(cfg: &QueryConfig) -> Result<(), Error> {
     }
     if cfg.output_mode == OutputModeKind::Complete {
         return Err(Error::Config(
-            "complete output mode requires an aggregation in the query; use --output-mode append".into(),
+            "complete output mode requires an aggregation in the query; use --output-mode append"
+                .into(),
         ));
     }
     Ok(())
@@ -402,7 +405,10 @@ impl Engine {
                 (record, false)
             }
         };
-        let progress = self.run_batch(&record, trigger_start, timestamp, durations).await?;
+        crash_window("planned", record.batch_id).await;
+        let progress = self
+            .run_batch(&record, trigger_start, timestamp, durations)
+            .await?;
         Ok(Some((progress, replayed)))
     }
 
@@ -433,7 +439,10 @@ impl Engine {
     }
 
     fn offset_of(record: &BatchRecord) -> Value {
-        let last = record.files.iter().max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
+        let last = record
+            .files
+            .iter()
+            .max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
         json!({
             "logOffset": record.batch_id,
             "files": record.files.len(),
@@ -455,13 +464,17 @@ impl Engine {
         let planning = Instant::now();
         let input = {
             let stats = stats.clone();
-            let decoded = self.source.read(record.files.clone(), self.source_schema.clone());
+            let decoded = self
+                .source
+                .read(record.files.clone(), self.source_schema.clone());
             let batches = decoded
                 .map(move |item| match item {
                     Ok(d) => {
                         let rows: usize = d.batches.iter().map(|b| b.num_rows()).sum();
                         stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
-                        stats.malformed.fetch_add(d.malformed as u64, Ordering::Relaxed);
+                        stats
+                            .malformed
+                            .fetch_add(d.malformed as u64, Ordering::Relaxed);
                         Ok(futures::stream::iter(d.batches.into_iter().map(Ok)))
                     }
                     Err(e) => {
@@ -473,7 +486,10 @@ impl Engine {
                     }
                 })
                 .try_flatten();
-            Box::pin(RecordBatchStreamAdapter::new(self.source_schema.clone(), batches))
+            Box::pin(RecordBatchStreamAdapter::new(
+                self.source_schema.clone(),
+                batches,
+            ))
         };
         let mut output = self.plan.execute(input).await?;
         durations.insert("queryPlanning".to_string(), ms(planning.elapsed()));
@@ -494,6 +510,7 @@ impl Engine {
         }
         let (adds, rows_out) = writer.finish().await?;
         durations.insert("addBatch".to_string(), ms(add_batch.elapsed()));
+        crash_window("written", record.batch_id).await;
 
         let commit_start = Instant::now();
         let end_offset = Self::offset_of(record);
@@ -527,6 +544,7 @@ impl Engine {
             }
         };
         durations.insert("commitOffsets".to_string(), ms(commit_start.elapsed()));
+        crash_window("committed", record.batch_id).await;
 
         // The batch is committed: advance.
         self.seen.add(&record.files);
@@ -581,6 +599,20 @@ impl Engine {
             },
         })
     }
+}
+
+/// Crash-test hook: with `SLUICE_TEST_PAUSE_MS` set, announce each protocol phase on stderr and
+/// linger in it, so that tests killing the process at random moments land in every phase (planned,
+/// data written but not committed, just committed) and can tell which one they hit.
+async fn crash_window(phase: &str, batch_id: i64) {
+    let Some(pause) = std::env::var("SLUICE_TEST_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    eprintln!("sluice-phase {phase} {batch_id}");
+    tokio::time::sleep(Duration::from_millis(pause)).await;
 }
 
 fn ms(d: Duration) -> u64 {

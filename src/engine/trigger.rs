@@ -56,13 +56,19 @@ mod tests {
 
     #[test]
     fn parses_triggers() {
-        assert_eq!("available-now".parse::<Trigger>().unwrap(), Trigger::AvailableNow);
+        assert_eq!(
+            "available-now".parse::<Trigger>().unwrap(),
+            Trigger::AvailableNow
+        );
         assert_eq!("once".parse::<Trigger>().unwrap(), Trigger::Once);
         assert_eq!(
             "500ms".parse::<Trigger>().unwrap(),
             Trigger::ProcessingTime(Duration::from_millis(500))
         );
         assert!("0s".parse::<Trigger>().is_err());
-        assert!("sometimes".parse::<Trigger>().unwrap_err().contains("available-now"));
+        assert!("sometimes"
+            .parse::<Trigger>()
+            .unwrap_err()
+            .contains("available-now"));
     }
 }

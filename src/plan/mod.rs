@@ -118,7 +118,11 @@ fn sql_options() -> SQLOptions {
 
 impl QueryPlan {
     /// Plan `sql` over a table named `source_name` of `source_schema`, and validate it.
-    pub async fn new(sql: &str, source_name: &str, source_schema: SchemaRef) -> Result<Self, PlanError> {
+    pub async fn new(
+        sql: &str,
+        source_name: &str,
+        source_schema: SchemaRef,
+    ) -> Result<Self, PlanError> {
         let ctx = session();
         let empty = MemTable::try_new(source_schema.clone(), vec![vec![]])
             .map_err(|e| PlanError::Invalid(first_line(&e)))?;
@@ -153,7 +157,10 @@ impl QueryPlan {
     }
 
     /// Run the query over one micro-batch's input stream.
-    pub async fn execute(&self, input: SendableRecordBatchStream) -> Result<SendableRecordBatchStream, PlanError> {
+    pub async fn execute(
+        &self,
+        input: SendableRecordBatchStream,
+    ) -> Result<SendableRecordBatchStream, PlanError> {
         let partition = Arc::new(OneShot {
             schema: self.source_schema.clone(),
             stream: Mutex::new(Some(input)),
@@ -177,7 +184,9 @@ impl QueryPlan {
 
 impl fmt::Debug for QueryPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueryPlan").field("sql", &self.sql).finish_non_exhaustive()
+        f.debug_struct("QueryPlan")
+            .field("sql", &self.sql)
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,12 +211,16 @@ impl PartitionStream for OneShot {
         let taken = self.stream.lock().ok().and_then(|mut s| s.take());
         match taken {
             Some(stream) => stream,
-            None => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                self.schema.clone(),
-                futures::stream::once(async {
-                    Err(DataFusionError::Internal("micro-batch input read twice".into()))
-                }),
-            )),
+            None => Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    self.schema.clone(),
+                    futures::stream::once(async {
+                        Err(DataFusionError::Internal(
+                            "micro-batch input read twice".into(),
+                        ))
+                    }),
+                ),
+            ),
         }
     }
 }
@@ -227,7 +240,9 @@ fn explain_planning_error(e: &DataFusionError, source_name: &str) -> PlanError {
             "{text}; the stream is the table `{source_name}` (rename it with --source-name)"
         ));
     }
-    if lower.contains("unsupported sql statement") || lower.contains("not supported") && lower.contains("statement") {
+    if lower.contains("unsupported sql statement")
+        || lower.contains("not supported") && lower.contains("statement")
+    {
         return PlanError::Invalid(format!("{text}; --sql takes one SELECT query"));
     }
     PlanError::Invalid(text)
@@ -254,7 +269,12 @@ mod tests {
         )
         .await
         .unwrap();
-        let names: Vec<_> = p.output_schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = p
+            .output_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["time", "act", "is_open"]);
     }
 
@@ -275,11 +295,20 @@ mod tests {
 
     #[tokio::test]
     async fn bad_sql_names_the_problem() {
-        let err = QueryPlan::new("SELECT * FROM events", "source", schema()).await.unwrap_err().to_string();
+        let err = QueryPlan::new("SELECT * FROM events", "source", schema())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--source-name"), "{err}");
-        let err = QueryPlan::new("SELEC * FROM source", "source", schema()).await.unwrap_err().to_string();
+        let err = QueryPlan::new("SELEC * FROM source", "source", schema())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("invalid query"), "{err}");
-        let err = QueryPlan::new("CREATE TABLE t (a INT)", "source", schema()).await.unwrap_err().to_string();
+        let err = QueryPlan::new("CREATE TABLE t (a INT)", "source", schema())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("invalid query"), "{err}");
     }
 }

@@ -69,10 +69,15 @@ impl DeltaSink {
         let location = Location::parse(uri).map_err(|e| SinkError::Location(e.to_string()))?;
         if let Some(dir) = location.local_path() {
             std::fs::create_dir_all(dir).map_err(|e| {
-                SinkError::Location(format!("cannot create the table directory {}: {e}", dir.display()))
+                SinkError::Location(format!(
+                    "cannot create the table directory {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
-        let url = location.url().map_err(|e| SinkError::Location(e.to_string()))?;
+        let url = location
+            .url()
+            .map_err(|e| SinkError::Location(e.to_string()))?;
         let mut table = DeltaTableBuilder::from_url(url)?
             .with_storage_options(storage::delta_storage_options())
             .build()?;
@@ -145,10 +150,10 @@ impl DeltaSink {
         if self.exists {
             return Ok(());
         }
-        let kernel_schema: deltalake::kernel::StructType = schema
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| SinkError::Schema(format!("cannot map the output schema to Delta: {e}")))?;
+        let kernel_schema: deltalake::kernel::StructType =
+            schema.as_ref().try_into_kernel().map_err(|e| {
+                SinkError::Schema(format!("cannot map the output schema to Delta: {e}"))
+            })?;
         let columns: Vec<StructField> = kernel_schema.fields().cloned().collect();
         let created = deltalake::operations::create::CreateBuilder::new()
             .with_log_store(self.table.log_store())

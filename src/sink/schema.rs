@@ -55,7 +55,11 @@ pub fn delta_type(column: &str, dt: &DataType) -> Result<DataType, SinkError> {
 }
 
 fn delta_field(f: &Field) -> Result<Field, SinkError> {
-    Ok(Field::new(f.name(), delta_type(f.name(), f.data_type())?, true))
+    Ok(Field::new(
+        f.name(),
+        delta_type(f.name(), f.data_type())?,
+        true,
+    ))
 }
 
 /// The Delta-compatible schema for a query output schema. Every column is nullable.
@@ -137,7 +141,10 @@ mod tests {
         let d = delta_schema(&out).unwrap();
         assert_eq!(d.field(0).data_type(), &DataType::Utf8);
         assert!(d.field(0).is_nullable());
-        assert_eq!(d.field(1).data_type(), &crate::source::ddl::timestamp_type());
+        assert_eq!(
+            d.field(1).data_type(),
+            &crate::source::ddl::timestamp_type()
+        );
         assert_eq!(d.field(2).data_type(), &DataType::Int64);
     }
 

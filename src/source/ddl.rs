@@ -129,7 +129,9 @@ pub fn type_name(dt: &DataType) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        DataType::List(f) | DataType::LargeList(f) => format!("ARRAY<{}>", type_name(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) => {
+            format!("ARRAY<{}>", type_name(f.data_type()))
+        }
         other => other.to_string(),
     }
 }

@@ -141,10 +141,20 @@ mod tests {
     #[test]
     fn orders_by_mtime_then_path_whatever_the_listing_order() {
         let listed = vec![f("c", 1, 30), f("a", 1, 10), f("b2", 1, 20), f("b1", 1, 20)];
-        let picked = select_batch(&listed, &SeenFiles::new(false), ReadLimit::MaxFiles(3), false);
+        let picked = select_batch(
+            &listed,
+            &SeenFiles::new(false),
+            ReadLimit::MaxFiles(3),
+            false,
+        );
         let names: Vec<_> = picked.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(names, ["a", "b1", "b2"]);
-        let newest = select_batch(&listed, &SeenFiles::new(false), ReadLimit::MaxFiles(1), true);
+        let newest = select_batch(
+            &listed,
+            &SeenFiles::new(false),
+            ReadLimit::MaxFiles(1),
+            true,
+        );
         assert_eq!(newest[0].path, "c");
     }
 
@@ -164,8 +174,14 @@ mod tests {
     fn max_bytes_takes_at_least_one_file() {
         let listed = vec![f("a", 100, 1), f("b", 100, 2), f("c", 100, 3)];
         let seen = SeenFiles::new(false);
-        assert_eq!(select_batch(&listed, &seen, ReadLimit::MaxBytes(10), false).len(), 1);
-        assert_eq!(select_batch(&listed, &seen, ReadLimit::MaxBytes(250), false).len(), 2);
+        assert_eq!(
+            select_batch(&listed, &seen, ReadLimit::MaxBytes(10), false).len(),
+            1
+        );
+        assert_eq!(
+            select_batch(&listed, &seen, ReadLimit::MaxBytes(250), false).len(),
+            2
+        );
     }
 
     #[test]

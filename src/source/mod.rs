@@ -83,7 +83,8 @@ impl FileSource {
                 )));
             }
         }
-        let store = storage::object_store(&location).map_err(|e| SourceError::Location(e.to_string()))?;
+        let store =
+            storage::object_store(&location).map_err(|e| SourceError::Location(e.to_string()))?;
         Ok(FileSource {
             location,
             store,
@@ -120,7 +121,11 @@ impl FileSource {
                 .skip(skip)
                 .map(|p| p.as_ref().to_string())
                 .collect();
-            if parts.is_empty() || parts.iter().any(|p| p.starts_with('_') || p.starts_with('.')) {
+            if parts.is_empty()
+                || parts
+                    .iter()
+                    .any(|p| p.starts_with('_') || p.starts_with('.'))
+            {
                 continue;
             }
             files.push(FileEntry {
@@ -188,7 +193,11 @@ impl FileSource {
 
     /// Read `files` with `schema`: fetches and decodes run concurrently (one file per core), and
     /// files come out in order, each as its decoded batches. The stream ends at the first error.
-    pub fn read(&self, files: Vec<FileEntry>, schema: SchemaRef) -> BoxStream<'static, Result<Decoded, SourceError>> {
+    pub fn read(
+        &self,
+        files: Vec<FileEntry>,
+        schema: SchemaRef,
+    ) -> BoxStream<'static, Result<Decoded, SourceError>> {
         let spec = Arc::new(DecodeSpec {
             schema,
             format: self.format,
@@ -205,7 +214,9 @@ impl FileSource {
                     let path = format!("{}/{}", this.uri().trim_end_matches('/'), file.path);
                     tokio::task::spawn_blocking(move || spec.decode(&path, data))
                         .await
-                        .map_err(|e| SourceError::Unreadable(format!("{}: decoder stopped: {e}", file.path)))?
+                        .map_err(|e| {
+                            SourceError::Unreadable(format!("{}: decoder stopped: {e}", file.path))
+                        })?
                 }
             })
             .buffered(parallel)

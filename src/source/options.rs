@@ -155,14 +155,22 @@ impl SourceOptions {
                     max_files = Some(n);
                 }
                 "maxBytesPerTrigger" => {
-                    let n = parse_bytes(v)
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| bad(key, v, "expected a positive size such as 1048576 or 64m"))?;
+                    let n = parse_bytes(v).filter(|n| *n > 0).ok_or_else(|| {
+                        bad(key, v, "expected a positive size such as 1048576 or 64m")
+                    })?;
                     max_bytes = Some(n);
                 }
-                "latestFirst" => o.latest_first = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?,
-                "fileNameOnly" => o.file_name_only = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?,
-                "header" => o.header = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?,
+                "latestFirst" => {
+                    o.latest_first =
+                        parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?
+                }
+                "fileNameOnly" => {
+                    o.file_name_only =
+                        parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?
+                }
+                "header" => {
+                    o.header = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?
+                }
                 "maxFileAge" => {
                     o.max_file_age = parse_duration(v)
                         .ok_or_else(|| bad(key, v, "expected a duration such as 7d or 12 hours"))?
@@ -172,7 +180,13 @@ impl SourceOptions {
                         "PERMISSIVE" => ParseMode::Permissive,
                         "DROPMALFORMED" => ParseMode::DropMalformed,
                         "FAILFAST" => ParseMode::FailFast,
-                        _ => return Err(bad(key, v, "expected PERMISSIVE, DROPMALFORMED or FAILFAST")),
+                        _ => {
+                            return Err(bad(
+                                key,
+                                v,
+                                "expected PERMISSIVE, DROPMALFORMED or FAILFAST",
+                            ))
+                        }
                     }
                 }
                 "columnNameOfCorruptRecord" => {
@@ -196,16 +210,16 @@ impl SourceOptions {
                 _ => {}
             }
         }
-        o.limit = match (max_files, max_bytes) {
-            (Some(_), Some(_)) => {
-                return Err(SourceError::InvalidOption(
-                    "maxFilesPerTrigger and maxBytesPerTrigger cannot be set together; keep one".into(),
-                ))
-            }
-            (Some(n), None) => ReadLimit::MaxFiles(n),
-            (None, Some(n)) => ReadLimit::MaxBytes(n),
-            (None, None) => ReadLimit::Unlimited,
-        };
+        o.limit =
+            match (max_files, max_bytes) {
+                (Some(_), Some(_)) => return Err(SourceError::InvalidOption(
+                    "maxFilesPerTrigger and maxBytesPerTrigger cannot be set together; keep one"
+                        .into(),
+                )),
+                (Some(n), None) => ReadLimit::MaxFiles(n),
+                (None, Some(n)) => ReadLimit::MaxBytes(n),
+                (None, None) => ReadLimit::Unlimited,
+            };
         Ok(o)
     }
 }
@@ -221,7 +235,9 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// `1048576`, `64k`, `64m`, `1g`, `10mb`.
 fn parse_bytes(v: &str) -> Option<u64> {
     let lower = v.to_ascii_lowercase();
-    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
     let n: u64 = lower[..split].parse().ok()?;
     let mult: u64 = match lower[split..].trim() {
         "" | "b" => 1,
@@ -269,7 +285,10 @@ mod tests {
         assert_eq!(o.mode, ParseMode::DropMalformed);
         assert_eq!(o.sep, b';');
         assert!(o.header && o.latest_first);
-        assert_eq!(opts(&[("maxBytesPerTrigger", "2m")]).unwrap().limit, ReadLimit::MaxBytes(2 << 20));
+        assert_eq!(
+            opts(&[("maxBytesPerTrigger", "2m")]).unwrap().limit,
+            ReadLimit::MaxBytes(2 << 20)
+        );
     }
 
     #[test]
@@ -277,8 +296,14 @@ mod tests {
         for (pairs, needle) in [
             (vec![("maxFilesPerTriger", "1")], "unknown source option"),
             (vec![("maxFilesPerTrigger", "0")], "positive whole number"),
-            (vec![("maxFilesPerTrigger", "1"), ("maxBytesPerTrigger", "10")], "cannot be set together"),
-            (vec![("mode", "STRICT")], "PERMISSIVE, DROPMALFORMED or FAILFAST"),
+            (
+                vec![("maxFilesPerTrigger", "1"), ("maxBytesPerTrigger", "10")],
+                "cannot be set together",
+            ),
+            (
+                vec![("mode", "STRICT")],
+                "PERMISSIVE, DROPMALFORMED or FAILFAST",
+            ),
             (vec![("maxFileAge", "old")], "duration"),
             (vec![("sep", "ab")], "one-byte"),
         ] {

@@ -31,9 +31,10 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
     };
     let parse_schema = timestamps::parse_schema(&parsed, spelling);
     let format = spec.options.timestamp_format.as_deref();
-    let fast: Result<Vec<RecordBatch>, _> = builder(&parse_schema, &spec.options, spec.options.header)
-        .build_buffered(Cursor::new(data))
-        .and_then(|reader| reader.collect());
+    let fast: Result<Vec<RecordBatch>, _> =
+        builder(&parse_schema, &spec.options, spec.options.header)
+            .build_buffered(Cursor::new(data))
+            .and_then(|reader| reader.collect());
     if let Ok(batches) = fast {
         let mut out = Vec::with_capacity(batches.len());
         for b in batches {
@@ -107,7 +108,9 @@ pub fn infer_schema(
     for (path, data) in samples {
         let (schema, _) = format
             .infer_schema(Cursor::new(data), Some(10_000))
-            .map_err(|e| SourceError::Inference(format!("cannot infer a schema from {path}: {e}")))?;
+            .map_err(|e| {
+                SourceError::Inference(format!("cannot infer a schema from {path}: {e}"))
+            })?;
         merged = Some(match merged {
             None => schema,
             Some(prev) => Schema::try_merge([prev, schema])

@@ -42,7 +42,10 @@ fn builder(schema: &SchemaRef) -> ReaderBuilder {
         .with_coerce_primitive(true)
 }
 
-fn decode_fast(schema: &SchemaRef, data: &[u8]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+fn decode_fast(
+    schema: &SchemaRef,
+    data: &[u8],
+) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
     let mut decoder = builder(schema).build_decoder()?;
     let mut batches = Vec::new();
     let mut rest = data;
@@ -60,10 +63,15 @@ fn decode_fast(schema: &SchemaRef, data: &[u8]) -> Result<Vec<RecordBatch>, arro
 }
 
 /// Decode a single record with a decoder; on error the decoder must be rebuilt.
-fn decode_one(decoder: &mut Decoder, line: &[u8]) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
+fn decode_one(
+    decoder: &mut Decoder,
+    line: &[u8],
+) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
     decoder.decode(line)?;
     if decoder.has_partial_record() {
-        return Err(arrow::error::ArrowError::JsonError("incomplete record".into()));
+        return Err(arrow::error::ArrowError::JsonError(
+            "incomplete record".into(),
+        ));
     }
     decoder.flush()
 }
@@ -119,7 +127,9 @@ fn decode_by_line(
 /// PERMISSIVE: keep the fields that fit the schema, null the rest (all null when the line is
 /// not a JSON object at all).
 fn salvage(schema: &SchemaRef, line: &[u8]) -> Result<RecordBatch, SourceError> {
-    let mut lenient = builder(schema).with_ignore_type_conflicts(true).build_decoder()?;
+    let mut lenient = builder(schema)
+        .with_ignore_type_conflicts(true)
+        .build_decoder()?;
     if let Ok(Some(row)) = decode_one(&mut lenient, line) {
         return Ok(row);
     }
@@ -146,7 +156,8 @@ fn timestamp_spelling(spec: &DecodeSpec, schema: &Schema, data: &[u8]) -> Timest
         return TimestampSpelling::EpochSeconds;
     }
     for line in data.split(|b| *b == b'\n').take(100) {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(line) else {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(line)
+        else {
             continue;
         };
         for name in &ts_columns {
@@ -179,13 +190,15 @@ pub fn infer_schema(samples: &[(String, Vec<u8>)]) -> Result<SchemaRef, SourceEr
     let mut fields = Vec::new();
     for f in schema.fields() {
         let dt = match f.data_type() {
-            DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean => f.data_type().clone(),
+            DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean => {
+                f.data_type().clone()
+            }
             DataType::Null => DataType::Utf8,
             other => {
                 return Err(SourceError::Inference(format!(
-                    "column `{}` holds {other} values, which inference does not support; pass --schema",
-                    f.name()
-                )))
+                "column `{}` holds {other} values, which inference does not support; pass --schema",
+                f.name()
+            )))
             }
         };
         fields.push(f.as_ref().clone().with_data_type(dt).with_nullable(true));

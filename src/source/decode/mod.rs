@@ -20,9 +20,9 @@ use bytes::Bytes;
 use super::options::{Format, ParseMode, SourceOptions};
 use super::SourceError;
 
-pub use json::infer_schema as infer_json_schema;
 pub use self::csv::infer_schema as infer_csv_schema;
 pub use self::parquet::file_schema as parquet_schema;
+pub use json::infer_schema as infer_json_schema;
 
 /// Rows per decoded batch.
 pub const BATCH_ROWS: usize = 64 * 1024;
@@ -105,7 +105,12 @@ impl DecodeSpec {
         SourceError::Malformed {
             path: path.to_string(),
             line,
-            reason: reason.to_string().lines().next().unwrap_or_default().to_string(),
+            reason: reason
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 }

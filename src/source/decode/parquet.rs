@@ -53,7 +53,10 @@ pub fn file_schema(path: &str, data: Bytes) -> Result<SchemaRef, SourceError> {
         .iter()
         .map(|f| {
             let dt = match f.data_type() {
-                DataType::Timestamp(TimeUnit::Nanosecond | TimeUnit::Millisecond | TimeUnit::Second, _)
+                DataType::Timestamp(
+                    TimeUnit::Nanosecond | TimeUnit::Millisecond | TimeUnit::Second,
+                    _,
+                )
                 | DataType::Timestamp(TimeUnit::Microsecond, _) => timestamp_type(),
                 DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
                 other => other.clone(),

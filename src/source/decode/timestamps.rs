@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn parses_custom_formats_to_micros() {
         assert_eq!(
-            parse_one("2016-07-26 02:45:07", &to_chrono_format("yyyy-MM-dd HH:mm:ss")),
+            parse_one(
+                "2016-07-26 02:45:07",
+                &to_chrono_format("yyyy-MM-dd HH:mm:ss")
+            ),
             Some(1_469_501_107_000_000)
         );
         assert_eq!(parse_one("nope", "%Y"), None);

@@ -1,0 +1,178 @@
+//! Helpers: run the `sluice` binary, copy fixtures, read tables back, compute expected results.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::{JsonReadOptions, SessionContext};
+use deltalake::DeltaTableBuilder;
+
+pub const EVENTS_DDL: &str = "time TIMESTAMP, action STRING";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("fixtures").join(name)
+}
+
+/// The `sluice` binary.
+pub fn sluice() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.env_remove("SLUICE_TEST_PAUSE_MS");
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Run `sluice` with args and capture everything.
+pub fn run(args: &[&str]) -> Output {
+    sluice().args(args).output().expect("sluice runs")
+}
+
+/// Run and require success.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "sluice {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Copy `count` files (or all) of a fixture into `dest`, in name order, keeping names.
+pub fn copy_files(from: &Path, dest: &Path, range: std::ops::Range<usize>) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dest).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(from)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for p in names
+        .into_iter()
+        .skip(range.start)
+        .take(range.end - range.start)
+    {
+        let target = dest.join(p.file_name().unwrap());
+        // Write then rename, as producers must.
+        let tmp = dest.join(format!(".{}.tmp", p.file_name().unwrap().to_string_lossy()));
+        std::fs::copy(&p, &tmp).unwrap();
+        std::fs::rename(&tmp, &target).unwrap();
+        out.push(target);
+    }
+    out
+}
+
+/// Format batches as sorted rows of `|`-joined values.
+pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Read a Delta table with a query over it (the table is `t`), sorted rows.
+pub async fn table_rows(table: &Path, sql: &str) -> Vec<String> {
+    let url = url::Url::from_directory_path(table).unwrap();
+    let mut t = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    t.load().await.unwrap();
+    let ctx = SessionContext::new();
+    t.update_datafusion_session(&ctx.state()).unwrap();
+    ctx.register_table("t", t.table_provider().await.unwrap())
+        .unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    rows(&batches)
+}
+
+/// The events in a directory as a batch computation would see them: DataFusion's own JSON
+/// reader and SQL, over all files at once (the time column read as epoch seconds).
+pub async fn expected_events(dir: &Path, sql_over_raw: &str) -> Vec<String> {
+    let ctx = SessionContext::new();
+    let schema = arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("time", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new("action", arrow::datatypes::DataType::Utf8, true),
+    ]);
+    let options = JsonReadOptions::default()
+        .schema(&schema)
+        .file_extension(".json");
+    ctx.register_json("raw", dir.to_str().unwrap(), options)
+        .await
+        .unwrap();
+    ctx.sql(
+        "CREATE VIEW events AS SELECT arrow_cast(to_timestamp_seconds(time), 'Timestamp(Microsecond, Some(\"UTC\"))') AS time, action FROM raw",
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap();
+    let batches = ctx
+        .sql(sql_over_raw)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    rows(&batches)
+}
+
+/// The txn version of a query, and the epoch ids of its STREAMING UPDATE commits in log order.
+pub async fn query_commits(table: &Path, app_id: &str) -> (Option<i64>, Vec<i64>) {
+    let url = url::Url::from_directory_path(table).unwrap();
+    let mut t = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    t.load().await.unwrap();
+    let version = t
+        .snapshot()
+        .unwrap()
+        .transaction_version(t.log_store().as_ref(), app_id)
+        .await
+        .unwrap();
+    let mut epochs = Vec::new();
+    let history: Vec<_> = {
+        use futures::TryStreamExt;
+        t.history(None).try_collect().await.unwrap()
+    };
+    for info in history.iter().rev() {
+        if info.operation.as_deref() != Some("STREAMING UPDATE") {
+            continue;
+        }
+        let params = info.operation_parameters.clone().unwrap_or_default();
+        if let Some(serde_json::Value::Number(n)) = params.get("epochId") {
+            epochs.push(n.as_i64().unwrap());
+        } else if let Some(serde_json::Value::String(s)) = params.get("epochId") {
+            epochs.push(s.parse().unwrap());
+        }
+    }
+    (version, epochs)
+}
+
+/// Stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temporary directory that lives for the test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}

@@ -1,0 +1,254 @@
+//! The events fixture into a table, compared with a batch computation over the same files.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn events_table_equals_batch_computation() {
+    let dir = tempdir();
+    let table = dir.path().join("events");
+    run_ok(&[
+        "run",
+        "--source",
+        fixture("events").to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+        "--option",
+        "maxFilesPerTrigger=7",
+        "--query-name",
+        "ingest",
+    ]);
+    let got = table_rows(&table, "SELECT time, action FROM t").await;
+    let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+    assert_eq!(got.len(), 100_000);
+    assert_eq!(got, want);
+    // 50 files, 7 per trigger: batches 0..=7, one commit each, in order.
+    let (version, epochs) = query_commits(&table, "sluice-ingest").await;
+    assert_eq!(version, Some(7));
+    assert_eq!(epochs, (0..=7).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn sql_projection_filter_and_functions() {
+    let dir = tempdir();
+    let table = dir.path().join("opens");
+    let sql = "SELECT time, lower(action) AS act, CAST(time AS DATE) AS day, \
+               CASE WHEN action = 'Open' THEN 1 ELSE 0 END AS is_open \
+               FROM source WHERE action = 'Open' OR time < TIMESTAMP '2016-07-27 00:00:00'";
+    run_ok(&[
+        "run",
+        "--source",
+        fixture("events").to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+        "--sql",
+        sql,
+        "--option",
+        "maxFilesPerTrigger=20",
+    ]);
+    let got = table_rows(&table, "SELECT time, act, day, is_open FROM t").await;
+    let want = expected_events(
+        &fixture("events"),
+        &sql.replace("FROM source", "FROM events"),
+    )
+    .await;
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn partitioned_table() {
+    let dir = tempdir();
+    let table = dir.path().join("by_action");
+    run_ok(&[
+        "run",
+        "--source",
+        fixture("events").to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+        "--partition-by",
+        "action",
+    ]);
+    assert!(table.join("action=Open").is_dir());
+    assert!(table.join("action=Close").is_dir());
+    let got = table_rows(&table, "SELECT time, action FROM t").await;
+    let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn csv_source_with_header() {
+    let dir = tempdir();
+    let table = dir.path().join("readings");
+    run_ok(&[
+        "run",
+        "--source",
+        fixture("csv").to_str().unwrap(),
+        "--format",
+        "csv",
+        "--schema",
+        "time TIMESTAMP, device STRING, temperature DOUBLE",
+        "--option",
+        "header=true",
+        "--sink",
+        table.to_str().unwrap(),
+    ]);
+    let got = table_rows(&table, "SELECT time, device, temperature FROM t").await;
+    assert_eq!(
+        got,
+        vec![
+            "2016-07-26T02:45:07Z|sensor-a|21.5",
+            "2016-07-26T02:46:07Z|sensor-b|19.0",
+            "2016-07-26T02:47:07Z|sensor-a|22.0",
+            "2016-07-26T02:48:07Z|sensor-b|18.5",
+            "2016-07-26T02:49:07Z|sensor-c|25.25",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn text_and_parquet_sources() {
+    let dir = tempdir();
+    let text_src = dir.path().join("logs");
+    std::fs::create_dir_all(&text_src).unwrap();
+    std::fs::write(text_src.join("a.log"), "GET /index\nPOST /login\n").unwrap();
+    std::fs::write(text_src.join("b.log"), "GET /about").unwrap();
+    let text_table = dir.path().join("text_table");
+    run_ok(&[
+        "run",
+        "--source",
+        text_src.to_str().unwrap(),
+        "--format",
+        "text",
+        "--sink",
+        text_table.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        table_rows(&text_table, "SELECT value FROM t").await,
+        vec!["GET /about", "GET /index", "POST /login"]
+    );
+
+    // Parquet input written with arrow, read back through a projection.
+    let pq_src = dir.path().join("pq");
+    std::fs::create_dir_all(&pq_src).unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+        arrow::datatypes::Field::new("name", arrow::datatypes::DataType::Utf8, true),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("c"),
+            ])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(pq_src.join("part-0.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let pq_table = dir.path().join("pq_table");
+    run_ok(&[
+        "run",
+        "--source",
+        pq_src.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "--sql",
+        "SELECT id * 10 AS id10, coalesce(name, '?') AS name FROM source",
+        "--sink",
+        pq_table.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        table_rows(&pq_table, "SELECT id10, name FROM t").await,
+        vec!["10|a", "20|?", "30|c"]
+    );
+}
+
+#[tokio::test]
+async fn inferred_schema_is_remembered_across_restarts() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("table");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("a.json"),
+        "{\"id\": 1, \"name\": \"x\"}\n{\"id\": 2, \"name\": \"y\"}\n",
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--sink",
+        table.to_str().unwrap(),
+    ];
+    run_ok(&args);
+    // A later file would infer `id` as a string; the remembered BIGINT stays, and PERMISSIVE
+    // turns the value that does not fit into a null.
+    std::fs::write(src.join("b.json"), "{\"id\": \"three\", \"name\": \"z\"}\n").unwrap();
+    run_ok(&args);
+    let out = run_ok(&["inspect", table.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"][0]["name"], "id");
+    assert_eq!(report["schema"][0]["type"], "BIGINT");
+    assert_eq!(
+        table_rows(&table, "SELECT id, name FROM t").await,
+        vec!["1|x", "2|y", "NULL|z"]
+    );
+}
+
+#[tokio::test]
+async fn iso_timestamps_and_idle_triggers_make_no_versions() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("table");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("a.json"),
+        "{\"time\": \"2016-07-26T02:45:07.250Z\", \"action\": \"Open\"}\n",
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+    ];
+    run_ok(&args);
+    assert_eq!(
+        table_rows(&table, "SELECT time, action FROM t").await,
+        vec!["2016-07-26T02:45:07.250Z|Open"]
+    );
+    let versions = || std::fs::read_dir(table.join("_delta_log")).unwrap().count();
+    let before = versions();
+    run_ok(&args);
+    run_ok(&[
+        "run",
+        "--trigger",
+        "once",
+        "--source",
+        src.to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        versions(),
+        before,
+        "runs with no new files must not add table versions"
+    );
+}

@@ -1,0 +1,11 @@
+//! Sluice's integration tests: one binary, so the heavy dependencies link once.
+
+mod common;
+mod concurrency;
+mod crash;
+mod end_to_end;
+mod errors;
+mod external;
+mod inspect;
+mod parse_modes;
+mod restart;

@@ -1,0 +1,122 @@
+//! Restarts: after a Delta checkpoint with all older log files removed, and with files arriving
+//! while the query runs and between runs.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use deltalake::DeltaTableBuilder;
+
+use crate::common::*;
+
+fn events_args<'a>(src: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run", "--source", src, "--schema", EVENTS_DDL, "--sink", table,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test]
+async fn resumes_exactly_after_checkpoint_and_log_cleanup() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("table");
+    copy_files(&fixture("events"), &src, 0..20);
+    let (s, t) = (src.to_str().unwrap(), table.to_str().unwrap());
+    run_ok(&events_args(
+        s,
+        t,
+        &["--option", "maxFilesPerTrigger=3", "--query-name", "q"],
+    ));
+    // Checkpoint the table, then delete every log file older than the checkpoint.
+    let url = url::Url::from_directory_path(&table).unwrap();
+    let mut delta = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    delta.load().await.unwrap();
+    let checkpoint_version = delta.version().unwrap();
+    deltalake::checkpoints::create_checkpoint(&delta, None)
+        .await
+        .unwrap();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(table.join("_delta_log")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(v) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            if v < checkpoint_version {
+                std::fs::remove_file(&path).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    assert!(removed >= 7, "the old log files must be gone");
+    copy_files(&fixture("events"), &src, 20..35);
+    run_ok(&events_args(
+        s,
+        t,
+        &["--option", "maxFilesPerTrigger=3", "--query-name", "q"],
+    ));
+    let got = table_rows(&table, "SELECT time, action FROM t").await;
+    let want = expected_events(&src, "SELECT time, action FROM events").await;
+    assert_eq!(got, want);
+    let (version, _) = query_commits(&table, "sluice-q").await;
+    // 20 files → batches 0..=6; 15 more → 7..=11.
+    assert_eq!(version, Some(11));
+}
+
+#[tokio::test]
+async fn files_arriving_during_and_between_runs_are_read_once() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("table");
+    copy_files(&fixture("events"), &src, 0..5);
+    let (s, t) = (src.to_str().unwrap(), table.to_str().unwrap());
+    // A long-running query, polling every 100 ms, while files land.
+    let mut child = sluice()
+        .args(events_args(
+            s,
+            t,
+            &["--trigger", "100ms", "--option", "maxFilesPerTrigger=4"],
+        ))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for chunk in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        copy_files(&fixture("events"), &src, 5 + chunk * 5..10 + chunk * 5);
+    }
+    // Wait until everything so far (30 files) is in the table.
+    let want_rows = 30 * 2000;
+    let started = Instant::now();
+    loop {
+        let n = table_rows(&table, "SELECT count(*) FROM t").await;
+        if n == vec![want_rows.to_string()] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the running query never caught up: {n:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGTERM stops it cleanly.
+    terminate(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a clean stop exits 0");
+    // Files that land between runs are picked up by the next run.
+    copy_files(&fixture("events"), &src, 30..50);
+    run_ok(&events_args(s, t, &[]));
+    let got = table_rows(&table, "SELECT time, action FROM t").await;
+    let want = expected_events(&src, "SELECT time, action FROM events").await;
+    assert_eq!(got.len(), 100_000);
+    assert_eq!(got, want);
+}
+
+fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
