@@ -118,14 +118,44 @@ fn is_conflict(e: &DeltaTableError) -> bool {
     )
 }
 
-/// Commit one batch, exactly once. See the module docs for the protocol.
+/// What this process last committed: while the table is still at that version, nobody else has
+/// committed since, and the query's txn version is known without reading the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnCommit {
+    /// The table version of our last commit.
+    pub table_version: i64,
+    /// The batch id it committed.
+    pub batch_id: i64,
+}
+
+/// The txn version to decide on: from our own last commit when the table has not moved since,
+/// else `None` (read it from the log).
+pub fn known_committed(own: Option<OwnCommit>, table_version: Option<i64>) -> Option<i64> {
+    match (own, table_version) {
+        (Some(own), Some(v)) if own.table_version == v => Some(own.batch_id),
+        _ => None,
+    }
+}
+
+fn table_version(table: &DeltaTable) -> Option<i64> {
+    table.version().and_then(|v| i64::try_from(v).ok())
+}
+
+/// Commit one batch, exactly once. See the module docs for the protocol. `own` remembers this
+/// process's last commit and is updated on success.
 pub async fn commit_batch(
     table: &mut DeltaTable,
     batch: &BatchCommit,
+    own: &mut Option<OwnCommit>,
 ) -> Result<CommitOutcome, SinkError> {
     for attempt in 1..=MAX_ATTEMPTS {
+        let started = std::time::Instant::now();
         table.update_incremental(None).await?;
-        let committed = committed_batch(table, &batch.app_id).await?;
+        let reload = started.elapsed();
+        let committed = match known_committed(*own, table_version(table)) {
+            Some(v) => Some(v),
+            None => committed_batch(table, &batch.app_id).await?,
+        };
         match decide(committed, batch.batch_id) {
             Decision::AlreadyCommitted { committed } => return Ok(CommitOutcome::Superseded { committed }),
             Decision::Gap { committed } => {
@@ -162,10 +192,16 @@ pub async fn commit_batch(
             .await;
         match result {
             Ok(done) => {
+                tracing::debug!(?reload, total = ?started.elapsed(), attempt, "batch committed");
+                let version = i64::try_from(done.version()).unwrap_or(i64::MAX);
+                *own = Some(OwnCommit {
+                    table_version: version,
+                    batch_id: batch.batch_id,
+                });
                 return Ok(CommitOutcome::Committed {
-                    version: i64::try_from(done.version()).unwrap_or(i64::MAX),
+                    version,
                     attempts: attempt,
-                })
+                });
             }
             Err(e) if is_conflict(&e) => {
                 tracing::debug!(
@@ -202,5 +238,16 @@ mod tests {
         );
         assert_eq!(decide(Some(2), 5), Decision::Gap { committed: Some(2) });
         assert_eq!(decide(None, 3), Decision::Gap { committed: None });
+    }
+
+    #[test]
+    fn own_commit_is_trusted_only_while_the_table_has_not_moved() {
+        let own = Some(OwnCommit {
+            table_version: 7,
+            batch_id: 3,
+        });
+        assert_eq!(known_committed(own, Some(7)), Some(3));
+        assert_eq!(known_committed(own, Some(8)), None);
+        assert_eq!(known_committed(None, Some(7)), None);
     }
 }

@@ -213,6 +213,7 @@ pub struct Engine {
     run_id: String,
     last_offset: Value,
     last_trigger: Option<Instant>,
+    own_commit: Option<commit::OwnCommit>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -302,6 +303,7 @@ impl Engine {
             run_id: uuid::Uuid::new_v4().to_string(),
             last_offset,
             last_trigger: None,
+            own_commit: None,
         })
     }
 
@@ -533,16 +535,18 @@ impl Engine {
             extra: Vec::new(),
             info,
         };
-        let version = match commit::commit_batch(self.sink.table_mut(), &commit).await? {
-            CommitOutcome::Committed { version, .. } => version,
-            CommitOutcome::Superseded { .. } => {
-                return Err(SinkError::AnotherInstance {
-                    query: self.cfg.query_name.clone(),
-                    batch_id: record.batch_id,
+        let version =
+            match commit::commit_batch(self.sink.table_mut(), &commit, &mut self.own_commit).await?
+            {
+                CommitOutcome::Committed { version, .. } => version,
+                CommitOutcome::Superseded { .. } => {
+                    return Err(SinkError::AnotherInstance {
+                        query: self.cfg.query_name.clone(),
+                        batch_id: record.batch_id,
+                    }
+                    .into())
                 }
-                .into())
-            }
-        };
+            };
         durations.insert("commitOffsets".to_string(), ms(commit_start.elapsed()));
         crash_window("committed", record.batch_id).await;
 
