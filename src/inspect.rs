@@ -4,19 +4,19 @@ use std::sync::Arc;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
-use deltalake::DeltaTableBuilder;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::commit::{self, record::RecordStore};
+use crate::commit;
+use crate::commit::record::{BatchRecord, RecordStore};
 use crate::engine::app_id;
 use crate::error::{Error, Result};
 use crate::sink::SinkError;
 use crate::source::ddl;
-use crate::storage::{self, Location};
+use crate::storage::Location;
 
 /// A table's description.
 #[derive(Debug, Clone, Serialize)]
@@ -83,12 +83,7 @@ pub async fn inspect(uri: &str, limit: usize) -> Result<TableReport> {
             )));
         }
     }
-    let url = location
-        .url()
-        .map_err(|e| SinkError::Location(e.to_string()))?;
-    let mut table = DeltaTableBuilder::from_url(url)?
-        .with_storage_options(storage::delta_storage_options())
-        .build()?;
+    let mut table = crate::sink::table_at(&location)?;
     table.load().await.map_err(|e| match e {
         deltalake::DeltaTableError::NotATable(_) => Error::Config(format!(
             "{uri} is not a Delta table; point inspect at a table directory"
@@ -150,21 +145,7 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
         };
         let next = committed.map_or(0, |v| v + 1);
         let pending = records.read(next).await?.map(|r| r.batch_id);
-        let source_offsets = match &record {
-            Some(r) => {
-                let last = r
-                    .files
-                    .iter()
-                    .max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
-                json!({
-                    "logOffset": r.batch_id,
-                    "filesInLastBatch": r.files.len(),
-                    "lastFile": last.map(|f| f.path.clone()),
-                    "lastFileModifiedMs": last.map(|f| f.mtime_ms),
-                })
-            }
-            None => Value::Null,
-        };
+        let source_offsets = record.as_ref().map_or(Value::Null, BatchRecord::offset);
         out.push(QueryReport {
             name,
             app_id: app,

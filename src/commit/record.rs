@@ -82,6 +82,21 @@ impl BatchRecord {
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
+
+    /// The source offset this batch reached, as progress and `inspect` show it.
+    pub fn offset(&self) -> serde_json::Value {
+        let last = self
+            .files
+            .iter()
+            .max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
+        serde_json::json!({
+            "logOffset": self.batch_id,
+            "files": self.files.len(),
+            "bytes": self.bytes(),
+            "lastFile": last.map(|f| f.path.clone()),
+            "lastFileModifiedMs": last.map(|f| f.mtime_ms),
+        })
+    }
 }
 
 /// What creating a record found.

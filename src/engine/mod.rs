@@ -440,20 +440,6 @@ impl Engine {
         }
     }
 
-    fn offset_of(record: &BatchRecord) -> Value {
-        let last = record
-            .files
-            .iter()
-            .max_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
-        json!({
-            "logOffset": record.batch_id,
-            "files": record.files.len(),
-            "bytes": record.bytes(),
-            "lastFile": last.map(|f| f.path.clone()),
-            "lastFileModifiedMs": last.map(|f| f.mtime_ms),
-        })
-    }
-
     /// Read, transform, write and commit one planned batch.
     async fn run_batch(
         &mut self,
@@ -515,7 +501,7 @@ impl Engine {
         crash_window("written", record.batch_id).await;
 
         let commit_start = Instant::now();
-        let end_offset = Self::offset_of(record);
+        let end_offset = record.offset();
         let info = json!({
             "queryName": self.cfg.query_name,
             "queryId": self.query_id,

@@ -51,6 +51,16 @@ pub enum SinkError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
+/// A (not yet loaded) Delta table handle for a location, configured from the AWS environment.
+pub fn table_at(location: &Location) -> Result<DeltaTable, SinkError> {
+    let url = location
+        .url()
+        .map_err(|e| SinkError::Location(e.to_string()))?;
+    Ok(DeltaTableBuilder::from_url(url)?
+        .with_storage_options(storage::delta_storage_options())
+        .build()?)
+}
+
 /// Files above this many buffered bytes are flushed to storage mid-batch.
 const FLUSH_BYTES: usize = 128 << 20;
 
@@ -75,12 +85,7 @@ impl DeltaSink {
                 ))
             })?;
         }
-        let url = location
-            .url()
-            .map_err(|e| SinkError::Location(e.to_string()))?;
-        let mut table = DeltaTableBuilder::from_url(url)?
-            .with_storage_options(storage::delta_storage_options())
-            .build()?;
+        let mut table = table_at(&location)?;
         let exists = table.log_store().is_delta_table_location().await?;
         if exists {
             table.load().await?;

@@ -44,6 +44,21 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Stream the events in `source` (with the events schema) into `table`, with extra flags.
+pub fn run_events(source: &Path, table: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "--source",
+        source.to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args)
+}
+
 /// Copy `count` files (or all) of a fixture into `dest`, in name order, keeping names.
 pub fn copy_files(from: &Path, dest: &Path, range: std::ops::Range<usize>) -> Vec<PathBuf> {
     std::fs::create_dir_all(dest).unwrap();

@@ -6,19 +6,11 @@ use crate::common::*;
 async fn events_table_equals_batch_computation() {
     let dir = tempdir();
     let table = dir.path().join("events");
-    run_ok(&[
-        "run",
-        "--source",
-        fixture("events").to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--option",
-        "maxFilesPerTrigger=7",
-        "--query-name",
-        "ingest",
-    ]);
+    run_events(
+        &fixture("events"),
+        &table,
+        &["--option", "maxFilesPerTrigger=7", "--query-name", "ingest"],
+    );
     let got = table_rows(&table, "SELECT time, action FROM t").await;
     let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
     assert_eq!(got.len(), 100_000);
@@ -36,19 +28,11 @@ async fn sql_projection_filter_and_functions() {
     let sql = "SELECT time, lower(action) AS act, CAST(time AS DATE) AS day, \
                CASE WHEN action = 'Open' THEN 1 ELSE 0 END AS is_open \
                FROM source WHERE action = 'Open' OR time < TIMESTAMP '2016-07-27 00:00:00'";
-    run_ok(&[
-        "run",
-        "--source",
-        fixture("events").to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--sql",
-        sql,
-        "--option",
-        "maxFilesPerTrigger=20",
-    ]);
+    run_events(
+        &fixture("events"),
+        &table,
+        &["--sql", sql, "--option", "maxFilesPerTrigger=20"],
+    );
     let got = table_rows(&table, "SELECT time, act, day, is_open FROM t").await;
     let want = expected_events(
         &fixture("events"),
@@ -63,17 +47,7 @@ async fn sql_projection_filter_and_functions() {
 async fn partitioned_table() {
     let dir = tempdir();
     let table = dir.path().join("by_action");
-    run_ok(&[
-        "run",
-        "--source",
-        fixture("events").to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--partition-by",
-        "action",
-    ]);
+    run_events(&fixture("events"), &table, &["--partition-by", "action"]);
     assert!(table.join("action=Open").is_dir());
     assert!(table.join("action=Close").is_dir());
     let got = table_rows(&table, "SELECT time, action FROM t").await;

@@ -263,17 +263,7 @@ async fn output_schema_mismatch_with_existing_table() {
     let dir = tempdir();
     let table = dir.path().join("t");
     let events = fixture("events");
-    run_ok(&[
-        "run",
-        "--source",
-        events.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--option",
-        "maxFilesPerTrigger=50",
-    ]);
+    run_events(&events, &table, &["--option", "maxFilesPerTrigger=50"]);
     let before = table_rows(&table, "SELECT count(*) FROM t").await;
     let out = run(&[
         "run",

@@ -24,21 +24,18 @@ async fn python_deltalake_reads_the_table_and_the_txn_version() {
     let Some(python) = python() else { return };
     let dir = tempdir();
     let table = dir.path().join("t");
-    run_ok(&[
-        "run",
-        "--source",
-        fixture("events").to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--option",
-        "maxFilesPerTrigger=6",
-        "--query-name",
-        "ext",
-        "--partition-by",
-        "action",
-    ]);
+    run_events(
+        &fixture("events"),
+        &table,
+        &[
+            "--option",
+            "maxFilesPerTrigger=6",
+            "--query-name",
+            "ext",
+            "--partition-by",
+            "action",
+        ],
+    );
     let script = r#"
 import json, sys
 from deltalake import DeltaTable

@@ -6,19 +6,16 @@ use crate::common::*;
 async fn inspect_shows_queries_offsets_and_rows() {
     let dir = tempdir();
     let table = dir.path().join("t");
-    run_ok(&[
-        "run",
-        "--source",
-        fixture("events").to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--option",
-        "maxFilesPerTrigger=10",
-        "--query-name",
-        "ingest",
-    ]);
+    run_events(
+        &fixture("events"),
+        &table,
+        &[
+            "--option",
+            "maxFilesPerTrigger=10",
+            "--query-name",
+            "ingest",
+        ],
+    );
     let text =
         String::from_utf8(run_ok(&["inspect", table.to_str().unwrap(), "--limit", "3"]).stdout)
             .unwrap();
@@ -43,5 +40,5 @@ async fn inspect_shows_queries_offsets_and_rows() {
     assert_eq!(q["name"], "ingest");
     assert_eq!(q["lastBatchId"], 4);
     assert_eq!(q["sourceOffsets"]["logOffset"], 4);
-    assert_eq!(q["sourceOffsets"]["filesInLastBatch"], 10);
+    assert_eq!(q["sourceOffsets"]["files"], 10);
 }
