@@ -1,5 +1,6 @@
 //! Sluice's integration tests: one binary, so the heavy dependencies link once.
 
+mod api;
 mod common;
 mod concurrency;
 mod crash;
