@@ -20,6 +20,9 @@ pub enum Error {
     /// The table failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// Aggregation state failed.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 impl From<deltalake::DeltaTableError> for Error {

@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod plan;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod storage;
 
 pub use api::{Session, StreamingQuery};

@@ -12,6 +12,7 @@
 //!  │ decide(v, N):  v = N-1 → commit  { add*, txn(Q, N), commitInfo }  │
 //!  │                v ≥ N   → someone else committed N: stop           │
 //!  │                v < N-1 → the table lost batches: stop             │
+//!  │ removes computed from an older table version → compute them again│
 //!  └───────────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -77,6 +78,9 @@ pub enum CommitOutcome {
         /// The table's txn version for the query.
         committed: i64,
     },
+    /// The actions were computed from a table version that is no longer the latest (another
+    /// writer committed since): compute them again.
+    Stale,
 }
 
 /// Everything one batch's commit holds.
@@ -96,6 +100,9 @@ pub struct BatchCommit {
     pub extra: Vec<Action>,
     /// The query's record for this batch, copied into commitInfo for readers of the history.
     pub info: Value,
+    /// For actions that depend on the table's content (removes): the version they were
+    /// computed from.
+    pub read_version: Option<i64>,
 }
 
 /// The query's last committed batch in the table as loaded.
@@ -167,6 +174,9 @@ pub async fn commit_batch(
                 )))
             }
             Decision::Commit => {}
+        }
+        if batch.read_version.is_some() && batch.read_version != table_version(table) {
+            return Ok(CommitOutcome::Stale);
         }
         let mut actions: Vec<Action> = batch.extra.clone();
         actions.extend(batch.adds.iter().cloned().map(Action::Add));

@@ -14,74 +14,39 @@
 //!                 idle (no table version)          stop signal: abandon the batch in flight
 //! ```
 
+mod batch;
+pub mod operator;
 pub mod progress;
 pub mod trigger;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
-use datafusion::error::DataFusionError;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::protocol::OutputMode;
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::commit::record::{BatchRecord, Created, RecordStore, SourceInfo, RECORD_FORMAT};
-use crate::commit::{self, BatchCommit, CommitOutcome};
+use crate::commit;
 use crate::error::Error;
-use crate::plan::QueryPlan;
+use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
+use crate::state::store::StateStore;
+use operator::AggOperator;
 use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
 use crate::source::discovery::{effective_max_age, select_batch, FileEntry, SeenFiles};
 use crate::source::options::{Format, ReadLimit, SourceOptions};
-use crate::source::{ddl, FileSource, SourceError};
+use crate::source::{ddl, FileSource};
 pub use progress::{Progress, SinkProgress, SourceProgress};
 pub use trigger::Trigger;
 
-/// Spark's output modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputModeKind {
-    /// New rows only.
-    Append,
-    /// The whole result every batch.
-    Complete,
-    /// Changed rows only.
-    Update,
-}
+pub use crate::plan::OutputModeKind;
 
-impl std::str::FromStr for OutputModeKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "append" => Ok(OutputModeKind::Append),
-            "complete" => Ok(OutputModeKind::Complete),
-            "update" => Ok(OutputModeKind::Update),
-            other => Err(format!(
-                "invalid output mode `{other}`; use append, complete or update"
-            )),
-        }
-    }
-}
-
-impl OutputModeKind {
-    fn delta(self) -> OutputMode {
-        match self {
-            OutputModeKind::Append => OutputMode::Append,
-            OutputModeKind::Complete => OutputMode::Complete,
-            OutputModeKind::Update => OutputMode::Update,
-        }
-    }
-
-    /// Spark's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputModeKind::Append => "Append",
-            OutputModeKind::Complete => "Complete",
-            OutputModeKind::Update => "Update",
-        }
+fn delta_mode(mode: OutputModeKind) -> OutputMode {
+    match mode {
+        OutputModeKind::Append => OutputMode::Append,
+        OutputModeKind::Complete => OutputMode::Complete,
+        OutputModeKind::Update => OutputMode::Update,
     }
 }
 
@@ -160,22 +125,10 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
     }
 }
 
-/// Check what needs no IO: names, and the output mode against a stateless query.
+/// Check what needs no IO: names.
 fn validate_config(cfg: &QueryConfig) -> Result<(), Error> {
     check_name("query name", &cfg.query_name)?;
-    check_name("source name", &cfg.source_name)?;
-    if cfg.watermark.is_some() {
-        return Err(Error::Config(
-            "--watermark needs a streaming aggregation, which this version does not run yet; drop --watermark".into(),
-        ));
-    }
-    if cfg.output_mode == OutputModeKind::Complete {
-        return Err(Error::Config(
-            "complete output mode requires an aggregation in the query; use --output-mode append"
-                .into(),
-        ));
-    }
-    Ok(())
+    check_name("source name", &cfg.source_name)
 }
 
 /// How a run ended.
@@ -189,14 +142,6 @@ pub enum Ending {
 
 /// Callback receiving each batch's progress.
 pub type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
-
-/// Counters shared with the input stream of a batch.
-#[derive(Debug, Default)]
-struct InputStats {
-    rows: AtomicU64,
-    malformed: AtomicU64,
-    error: Mutex<Option<SourceError>>,
-}
 
 /// A started query: position recovered, plan validated, ready to run triggers.
 pub struct Engine {
@@ -214,6 +159,7 @@ pub struct Engine {
     last_offset: Value,
     last_trigger: Option<Instant>,
     own_commit: Option<commit::OwnCommit>,
+    operator: Option<AggOperator>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -268,9 +214,43 @@ impl Engine {
         } else {
             cfg.sql.clone()
         };
-        let plan = QueryPlan::new(&sql, &cfg.source_name, source_schema.clone()).await?;
+        let watermark = cfg.watermark.as_deref().map(Watermark::parse).transpose()?;
+        let plan = QueryPlan::new(&sql, &cfg.source_name, source_schema.clone(), watermark).await?;
+        check_output_mode(plan.kind(), cfg.output_mode, plan.watermark())?;
         let delta_schema = sink_schema::delta_schema(plan.output_schema())?;
         sink.check(&delta_schema)?;
+        let operator = match plan.signature(cfg.output_mode) {
+            Some(signature) => {
+                let template = plan.aggregate(batch::empty_input(plan.table_schema())).await?;
+                let time_key = match plan.kind() {
+                    QueryKind::Aggregate(info) => info.time_key,
+                    QueryKind::Stateless => None,
+                };
+                let mut op = AggOperator::new(
+                    &template,
+                    time_key,
+                    StateStore::new(sink.store(), &cfg.query_name),
+                    signature,
+                    cfg.output_mode,
+                    plan.watermark().cloned(),
+                )?;
+                if let Some(v) = committed {
+                    op.restore(v).await?;
+                }
+                Some(op)
+            }
+            None => {
+                if let Some(v) = committed {
+                    if StateStore::new(sink.store(), &cfg.query_name).meta(v).await?.is_some() {
+                        return Err(Error::Config(format!(
+                            "query `{}` was an aggregation when the table recorded it, and is not one now; restore the original query or use a new --query-name",
+                            cfg.query_name
+                        )));
+                    }
+                }
+                None
+            }
+        };
         let mut seen = match committed {
             Some(v) => {
                 records
@@ -304,6 +284,7 @@ impl Engine {
             last_offset,
             last_trigger: None,
             own_commit: None,
+            operator,
         })
     }
 
@@ -394,7 +375,9 @@ impl Engine {
                 };
                 let files = select_batch(&listed, &self.seen, limit, self.cfg.options.latest_first);
                 durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
-                if files.is_empty() {
+                // With nothing new, a batch runs only to let a moved watermark close windows.
+                let no_data_due = self.operator.as_ref().is_some_and(AggOperator::no_data_batch_due);
+                if files.is_empty() && !no_data_due {
                     return Ok(None);
                 }
                 let wal = Instant::now();
@@ -435,159 +418,13 @@ impl Engine {
             sql: self.cfg.sql.clone(),
             files,
             seen,
-            watermark_ms: None,
+            watermark_ms: self
+                .operator
+                .as_ref()
+                .and_then(AggOperator::next_watermark_us)
+                .map(|us| us.div_euclid(1000)),
             planned_at_ms: chrono::Utc::now().timestamp_millis(),
         }
-    }
-
-    /// Read, transform, write and commit one planned batch.
-    async fn run_batch(
-        &mut self,
-        record: &BatchRecord,
-        trigger_start: Instant,
-        timestamp: String,
-        mut durations: BTreeMap<String, u64>,
-    ) -> Result<Progress, Error> {
-        let stats = Arc::new(InputStats::default());
-        let planning = Instant::now();
-        let input = {
-            let stats = stats.clone();
-            let decoded = self
-                .source
-                .read(record.files.clone(), self.source_schema.clone());
-            let batches = decoded
-                .map(move |item| match item {
-                    Ok(d) => {
-                        let rows: usize = d.batches.iter().map(|b| b.num_rows()).sum();
-                        stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
-                        stats
-                            .malformed
-                            .fetch_add(d.malformed as u64, Ordering::Relaxed);
-                        Ok(futures::stream::iter(d.batches.into_iter().map(Ok)))
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if let Ok(mut slot) = stats.error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        Err(DataFusionError::Execution(msg))
-                    }
-                })
-                .try_flatten();
-            Box::pin(RecordBatchStreamAdapter::new(
-                self.source_schema.clone(),
-                batches,
-            ))
-        };
-        let mut output = self.plan.execute(input).await?;
-        durations.insert("queryPlanning".to_string(), ms(planning.elapsed()));
-
-        let add_batch = Instant::now();
-        self.sink.ensure_table(&self.delta_schema).await?;
-        let mut writer = self.sink.writer()?;
-        while let Some(next) = output.next().await {
-            match next {
-                Ok(batch) => writer.write(batch).await?,
-                Err(e) => {
-                    if let Some(source_error) = stats.error.lock().ok().and_then(|mut s| s.take()) {
-                        return Err(source_error.into());
-                    }
-                    return Err(crate::plan::PlanError::Execution(e.to_string()).into());
-                }
-            }
-        }
-        let (adds, rows_out) = writer.finish().await?;
-        durations.insert("addBatch".to_string(), ms(add_batch.elapsed()));
-        crash_window("written", record.batch_id).await;
-
-        let commit_start = Instant::now();
-        let end_offset = record.offset();
-        let info = json!({
-            "queryName": self.cfg.query_name,
-            "queryId": self.query_id,
-            "runId": self.run_id,
-            "batchId": record.batch_id,
-            "source": self.cfg.source,
-            "startOffset": self.last_offset,
-            "endOffset": end_offset,
-            "record": format!("{}/{:020}.json", RecordStore::folder(&self.cfg.query_name), record.batch_id),
-        });
-        let commit = BatchCommit {
-            app_id: self.cfg.app_id(),
-            query_id: self.query_id.clone(),
-            batch_id: record.batch_id,
-            output_mode: self.cfg.output_mode.delta(),
-            adds,
-            extra: Vec::new(),
-            info,
-        };
-        let version =
-            match commit::commit_batch(self.sink.table_mut(), &commit, &mut self.own_commit).await?
-            {
-                CommitOutcome::Committed { version, .. } => version,
-                CommitOutcome::Superseded { .. } => {
-                    return Err(SinkError::AnotherInstance {
-                        query: self.cfg.query_name.clone(),
-                        batch_id: record.batch_id,
-                    }
-                    .into())
-                }
-            };
-        durations.insert("commitOffsets".to_string(), ms(commit_start.elapsed()));
-        crash_window("committed", record.batch_id).await;
-
-        // The batch is committed: advance.
-        self.seen.add(&record.files);
-        self.seen.purge(effective_max_age(&self.cfg.options));
-        if let Err(e) = self.records.expire(record.batch_id).await {
-            tracing::warn!("could not delete old batch records: {e}");
-        }
-        self.next_batch = record.batch_id + 1;
-
-        let elapsed = trigger_start.elapsed();
-        durations.insert("triggerExecution".to_string(), ms(elapsed));
-        durations.insert("getBatch".to_string(), 0);
-        let rows_in = stats.rows.load(Ordering::Relaxed);
-        let since_last = self.last_trigger.map(|t| t.elapsed()).unwrap_or(elapsed);
-        self.last_trigger = Some(trigger_start);
-        let rate = |rows: u64, d: Duration| {
-            let secs = d.as_secs_f64();
-            if secs > 0.0 {
-                rows as f64 / secs
-            } else {
-                0.0
-            }
-        };
-        let start_offset = std::mem::replace(&mut self.last_offset, end_offset.clone());
-        Ok(Progress {
-            id: self.query_id.clone(),
-            run_id: self.run_id.clone(),
-            name: self.cfg.query_name.clone(),
-            timestamp,
-            batch_id: record.batch_id,
-            batch_duration: ms(elapsed),
-            num_input_rows: rows_in,
-            input_rows_per_second: rate(rows_in, since_last),
-            processed_rows_per_second: rate(rows_in, elapsed),
-            duration_ms: durations,
-            event_time: BTreeMap::new(),
-            state_operators: Vec::new(),
-            sources: vec![SourceProgress {
-                description: format!("FileStreamSource[{}]", self.cfg.source),
-                start_offset,
-                end_offset: end_offset.clone(),
-                latest_offset: end_offset,
-                num_input_rows: rows_in,
-                input_rows_per_second: rate(rows_in, since_last),
-                processed_rows_per_second: rate(rows_in, elapsed),
-                num_malformed_records: stats.malformed.load(Ordering::Relaxed),
-            }],
-            sink: SinkProgress {
-                description: format!("DeltaSink[{}]", self.cfg.sink),
-                num_output_rows: rows_out,
-                table_version: version,
-            },
-        })
     }
 }
 

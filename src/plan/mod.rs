@@ -1,9 +1,12 @@
 //! The streaming query: SQL over the micro-batch, planned and run by DataFusion.
 //!
 //! At start the SQL is planned once against an empty table of the source schema, to validate it
-//! (only stateless queries for now) and learn its output schema. Each micro-batch then plans it
+//! (stateless, or one aggregation: see [`check_output_mode`]) and learn its output schema. Each micro-batch then plans it
 //! again over a one-shot streaming table that yields the batch's decoded rows, so rows flow
 //! from the decoders through DataFusion into the sink without the batch being held whole.
+
+pub mod aggregate;
+pub mod window;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -14,8 +17,10 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::streaming::PartitionStream;
+
+use window::WindowSpec;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 /// Errors of the query layer.
@@ -33,13 +38,11 @@ pub enum PlanError {
     Execution(String),
 }
 
-/// Kinds of operators a stateless streaming query may not contain.
+/// Operators that need state across micro-batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatefulOperator {
     /// GROUP BY or an aggregate function.
     Aggregate,
-    /// `window()` time windows.
-    TimeWindow,
     /// ORDER BY.
     Sort,
     /// LIMIT.
@@ -55,23 +58,26 @@ pub enum StatefulOperator {
 impl fmt::Display for StatefulOperator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            StatefulOperator::Aggregate => "streaming aggregations (GROUP BY, count, sum, ...) are not supported yet; remove the aggregation and aggregate the table downstream",
-            StatefulOperator::TimeWindow => "window() aggregations are not supported yet; remove the GROUP BY window(...) and aggregate the table downstream",
-            StatefulOperator::Sort => "ORDER BY is not supported on a stream without an aggregation in complete mode; remove the ORDER BY",
-            StatefulOperator::Limit => "LIMIT is not supported on a stream; remove the LIMIT",
+            StatefulOperator::Aggregate => "aggregation",
+            StatefulOperator::Sort => "ORDER BY is only supported after an aggregation in complete output mode; remove the ORDER BY",
+            StatefulOperator::Limit => "LIMIT is only supported after an aggregation in complete output mode; remove the LIMIT",
             StatefulOperator::Join => "joins are not supported on a stream; remove the JOIN",
-            StatefulOperator::Distinct => "DISTINCT needs deduplication state, which is not supported yet; remove the DISTINCT",
+            StatefulOperator::Distinct => "DISTINCT (deduplication) is not supported on a stream yet; remove the DISTINCT",
             StatefulOperator::AnalyticWindow => "analytic window functions (OVER ...) are not supported on streams; remove the OVER clause",
         })
     }
 }
 
-/// Find the first operator that would need state across micro-batches.
-pub fn find_stateful(plan: &LogicalPlan) -> Option<StatefulOperator> {
-    let mut found = None;
+/// Every stateful operator in a plan, with the number of aggregates.
+pub fn stateful_operators(plan: &LogicalPlan) -> (Vec<StatefulOperator>, usize) {
+    let mut found = Vec::new();
+    let mut aggregates = 0;
     let _ = plan.apply_with_subqueries(|node| {
         let op = match node {
-            LogicalPlan::Aggregate(_) => Some(StatefulOperator::Aggregate),
+            LogicalPlan::Aggregate(_) => {
+                aggregates += 1;
+                Some(StatefulOperator::Aggregate)
+            }
             LogicalPlan::Sort(_) => Some(StatefulOperator::Sort),
             LogicalPlan::Limit(_) => Some(StatefulOperator::Limit),
             LogicalPlan::Join(_) => Some(StatefulOperator::Join),
@@ -79,13 +85,267 @@ pub fn find_stateful(plan: &LogicalPlan) -> Option<StatefulOperator> {
             LogicalPlan::Window(_) => Some(StatefulOperator::AnalyticWindow),
             _ => None,
         };
-        if op.is_some() {
-            found = op;
-            return Ok(TreeNodeRecursion::Stop);
+        if let Some(op) = op {
+            if !found.contains(&op) {
+                found.push(op);
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    found
+    (found, aggregates)
+}
+
+/// Spark's output modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputModeKind {
+    /// New rows only.
+    Append,
+    /// The whole result every batch.
+    Complete,
+    /// Changed rows only.
+    Update,
+}
+
+impl std::str::FromStr for OutputModeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "append" => Ok(OutputModeKind::Append),
+            "complete" => Ok(OutputModeKind::Complete),
+            "update" => Ok(OutputModeKind::Update),
+            other => Err(format!(
+                "invalid output mode `{other}`; use append, complete or update"
+            )),
+        }
+    }
+}
+
+impl OutputModeKind {
+    /// Spark's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputModeKind::Append => "Append",
+            OutputModeKind::Complete => "Complete",
+            OutputModeKind::Update => "Update",
+        }
+    }
+}
+
+/// An event-time watermark: `column` may lag the newest event by `delay_us`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    /// The event-time column.
+    pub column: String,
+    /// The allowed lateness, µs.
+    pub delay_us: i64,
+}
+
+impl Watermark {
+    /// Parse `"col, delay"`.
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        let usage = || {
+            PlanError::Invalid(format!(
+                "invalid watermark `{text}`; write \"COLUMN, DELAY\" such as \"time, 10 minutes\""
+            ))
+        };
+        let (column, delay) = text.split_once(',').ok_or_else(usage)?;
+        let column = column.trim().trim_matches('`').to_string();
+        let delay_us = crate::duration::parse_duration(delay)
+            .and_then(|d| i64::try_from(d.as_micros()).ok())
+            .ok_or_else(usage)?;
+        if column.is_empty() {
+            return Err(usage());
+        }
+        Ok(Watermark { column, delay_us })
+    }
+}
+
+/// Where the aggregation's event time lives among its grouping keys.
+pub use crate::state::TimeKey;
+
+/// What an aggregation query is built from, for state compatibility across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateSignature {
+    /// Grouping keys.
+    pub keys: Vec<String>,
+    /// Aggregate expressions.
+    pub aggregates: Vec<String>,
+    /// The time window, if any.
+    pub window: Option<String>,
+    /// The output mode.
+    pub output_mode: String,
+}
+
+impl StateSignature {
+    /// What differs from `earlier`, in words; `None` when compatible.
+    pub fn changes_from(&self, earlier: &StateSignature) -> Option<String> {
+        let mut what = Vec::new();
+        if self.keys != earlier.keys {
+            what.push(format!("grouping keys were [{}], now [{}]", earlier.keys.join(", "), self.keys.join(", ")));
+        }
+        if self.aggregates != earlier.aggregates {
+            what.push(format!(
+                "aggregates were [{}], now [{}]",
+                earlier.aggregates.join(", "),
+                self.aggregates.join(", ")
+            ));
+        }
+        if self.window != earlier.window {
+            what.push(format!(
+                "window was {}, now {}",
+                earlier.window.as_deref().unwrap_or("none"),
+                self.window.as_deref().unwrap_or("none")
+            ));
+        }
+        if self.output_mode != earlier.output_mode {
+            what.push(format!("output mode was {}, now {}", earlier.output_mode, self.output_mode));
+        }
+        (!what.is_empty()).then(|| what.join("; "))
+    }
+}
+
+/// An aggregation query's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateInfo {
+    /// Grouping keys as DataFusion names them.
+    pub keys: Vec<String>,
+    /// Aggregate expressions as DataFusion names them.
+    pub aggregates: Vec<String>,
+    /// The event-time key, for watermarks.
+    pub time_key: Option<TimeKey>,
+    /// Output columns that are grouping keys (what update mode upserts on).
+    pub output_keys: Vec<String>,
+    /// Grouping keys missing from the output.
+    pub missing_keys: Vec<String>,
+    /// The plan sorts the result.
+    pub sorts: bool,
+    /// The plan limits the result.
+    pub limits: bool,
+}
+
+/// Stateless or aggregating.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryKind {
+    /// Projections and filters only.
+    Stateless,
+    /// One aggregation (with optional HAVING, projection, ORDER BY in complete mode).
+    Aggregate(AggregateInfo),
+}
+
+fn describe_aggregate(plan: &LogicalPlan, window: Option<&WindowSpec>, watermark: Option<&Watermark>) -> Option<AggregateInfo> {
+    // The topmost projection (under any sort/limit/filter) and the aggregate below it.
+    let mut node = plan;
+    let mut sorts = false;
+    let mut limits = false;
+    let mut projection: Option<&datafusion::logical_expr::Projection> = None;
+    loop {
+        match node {
+            LogicalPlan::Sort(s) => {
+                sorts = true;
+                node = s.input.as_ref();
+            }
+            LogicalPlan::Limit(l) => {
+                limits = true;
+                node = l.input.as_ref();
+            }
+            LogicalPlan::Filter(f) => node = f.input.as_ref(),
+            LogicalPlan::SubqueryAlias(a) => node = a.input.as_ref(),
+            LogicalPlan::Projection(p) if projection.is_none() => {
+                projection = Some(p);
+                node = p.input.as_ref();
+            }
+            LogicalPlan::Aggregate(_) => break,
+            _ => return None,
+        }
+    }
+    let LogicalPlan::Aggregate(agg) = node else { return None };
+    let group_fields: Vec<String> = agg.schema.fields()[..agg.group_expr.len()]
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let keys: Vec<String> = agg.group_expr.iter().map(|e| e.to_string()).collect();
+    let aggregates: Vec<String> = agg.aggr_expr.iter().map(|e| e.to_string()).collect();
+    let time_key = agg.group_expr.iter().enumerate().find_map(|(i, e)| match e {
+        Expr::Column(c) if c.name == window::WINDOW_COLUMN && window.is_some() => Some(TimeKey::WindowEnd(i)),
+        Expr::Column(c) if watermark.is_some_and(|w| w.column == c.name) => Some(TimeKey::Timestamp(i)),
+        _ => None,
+    });
+    let (output_keys, missing_keys) = match projection {
+        Some(p) => {
+            let mut out = Vec::new();
+            let mut covered = Vec::new();
+            for (expr, field) in p.expr.iter().zip(p.schema.fields()) {
+                if let Expr::Column(c) = expr.clone().unalias() {
+                    if let Some(i) = group_fields.iter().position(|g| *g == c.name) {
+                        out.push(field.name().clone());
+                        covered.push(i);
+                    }
+                }
+            }
+            let missing = group_fields
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !covered.contains(i))
+                .map(|(_, g)| g.clone())
+                .collect();
+            (out, missing)
+        }
+        None => (group_fields.clone(), Vec::new()),
+    };
+    Some(AggregateInfo {
+        keys,
+        aggregates,
+        time_key,
+        output_keys,
+        missing_keys,
+        sorts,
+        limits,
+    })
+}
+
+/// Check a query against Spark's table of allowed output modes.
+pub fn check_output_mode(kind: &QueryKind, mode: OutputModeKind, watermark: Option<&Watermark>) -> Result<(), PlanError> {
+    let info = match kind {
+        QueryKind::Stateless => {
+            if mode == OutputModeKind::Complete {
+                return Err(PlanError::Stateful(
+                    "complete output mode requires an aggregation in the query; use --output-mode append".into(),
+                ));
+            }
+            return Ok(());
+        }
+        QueryKind::Aggregate(info) => info,
+    };
+    if mode == OutputModeKind::Append {
+        match (watermark, info.time_key) {
+            (None, _) => {
+                return Err(PlanError::Stateful(
+                    "append output mode needs a watermark for aggregations: add --watermark \"COL, DELAY\" and group by window(COL, ...), or use --output-mode update or complete".into(),
+                ))
+            }
+            (Some(w), None) => {
+                return Err(PlanError::Stateful(format!(
+                    "append output mode needs the watermark column `{}` to be a grouping key or the window() time column",
+                    w.column
+                )))
+            }
+            _ => {}
+        }
+    }
+    if info.sorts && mode != OutputModeKind::Complete {
+        return Err(PlanError::Stateful(StatefulOperator::Sort.to_string()));
+    }
+    if info.limits && mode != OutputModeKind::Complete {
+        return Err(PlanError::Stateful(StatefulOperator::Limit.to_string()));
+    }
+    if mode == OutputModeKind::Update && !info.missing_keys.is_empty() {
+        return Err(PlanError::Stateful(format!(
+            "update output mode upserts on the grouping keys, so the output must hold them all; add {} to the SELECT",
+            info.missing_keys.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// A validated streaming query.
@@ -93,9 +353,21 @@ pub fn find_stateful(plan: &LogicalPlan) -> Option<StatefulOperator> {
 pub struct QueryPlan {
     ctx: SessionContext,
     sql: String,
+    rewritten: String,
     source_name: String,
-    source_schema: SchemaRef,
+    table_schema: SchemaRef,
     output_schema: SchemaRef,
+    window: Option<WindowSpec>,
+    watermark: Option<Watermark>,
+    kind: QueryKind,
+}
+
+impl fmt::Debug for QueryPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryPlan")
+            .field("sql", &self.sql)
+            .finish_non_exhaustive()
+    }
 }
 
 fn session() -> SessionContext {
@@ -122,27 +394,93 @@ impl QueryPlan {
         sql: &str,
         source_name: &str,
         source_schema: SchemaRef,
+        watermark: Option<Watermark>,
     ) -> Result<Self, PlanError> {
+        if let Some(w) = &watermark {
+            match source_schema.field_with_name(&w.column) {
+                Ok(f) if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) => {}
+                Ok(_) => {
+                    return Err(PlanError::Invalid(format!(
+                        "the watermark column `{}` must be a TIMESTAMP",
+                        w.column
+                    )))
+                }
+                Err(_) => {
+                    return Err(PlanError::Invalid(format!(
+                        "the watermark column `{}` is not in the stream",
+                        w.column
+                    )))
+                }
+            }
+        }
+        let (rewritten, window) = window::rewrite(sql)?;
+        if let Some(w) = &window {
+            match source_schema.field_with_name(&w.time_column) {
+                Ok(f) if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) => {}
+                _ => {
+                    return Err(PlanError::Invalid(format!(
+                        "window() needs a TIMESTAMP column of the stream; `{}` is not one",
+                        w.time_column
+                    )))
+                }
+            }
+        }
+        let table_schema = match &window {
+            Some(_) => window::expanded_schema(&source_schema),
+            None => source_schema.clone(),
+        };
         let ctx = session();
-        let empty = MemTable::try_new(source_schema.clone(), vec![vec![]])
+        let empty = MemTable::try_new(table_schema.clone(), vec![vec![]])
             .map_err(|e| PlanError::Invalid(first_line(&e)))?;
         ctx.register_table(source_name, Arc::new(empty))
             .map_err(|e| PlanError::Invalid(first_line(&e)))?;
         let df = ctx
-            .sql_with_options(sql, sql_options())
+            .sql_with_options(&rewritten, sql_options())
             .await
             .map_err(|e| explain_planning_error(&e, source_name))?;
-        if let Some(op) = find_stateful(df.logical_plan()) {
-            return Err(PlanError::Stateful(op.to_string()));
+        let plan = df.logical_plan();
+        let (operators, aggregates) = stateful_operators(plan);
+        for op in &operators {
+            if matches!(op, StatefulOperator::Join | StatefulOperator::Distinct | StatefulOperator::AnalyticWindow) {
+                return Err(PlanError::Stateful(op.to_string()));
+            }
         }
+        let kind = if aggregates == 0 {
+            if let Some(op) = operators.first() {
+                return Err(PlanError::Stateful(op.to_string()));
+            }
+            if window.is_some() {
+                return Err(PlanError::Stateful(
+                    "window() belongs in GROUP BY with an aggregation, e.g. GROUP BY window(time, '1 hour')".into(),
+                ));
+            }
+            QueryKind::Stateless
+        } else if aggregates > 1 {
+            return Err(PlanError::Stateful(
+                "nested or multiple aggregations are not supported on streams; aggregate once".into(),
+            ));
+        } else {
+            match describe_aggregate(plan, window.as_ref(), watermark.as_ref()) {
+                Some(info) => QueryKind::Aggregate(info),
+                None => {
+                    return Err(PlanError::Stateful(
+                        "only SELECT ... FROM stream [WHERE] GROUP BY ... [HAVING] [ORDER BY] aggregations are supported on streams".into(),
+                    ))
+                }
+            }
+        };
         let output_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let _ = ctx.deregister_table(source_name);
         Ok(QueryPlan {
             ctx,
             sql: sql.to_string(),
+            rewritten,
             source_name: source_name.to_string(),
-            source_schema,
+            table_schema,
             output_schema,
+            window,
+            watermark,
+            kind,
         })
     }
 
@@ -156,37 +494,77 @@ impl QueryPlan {
         &self.sql
     }
 
-    /// Run the query over one micro-batch's input stream.
-    pub async fn execute(
-        &self,
-        input: SendableRecordBatchStream,
-    ) -> Result<SendableRecordBatchStream, PlanError> {
+    /// Stateless or aggregating.
+    pub fn kind(&self) -> &QueryKind {
+        &self.kind
+    }
+
+    /// The time window, if the query groups by one.
+    pub fn window(&self) -> Option<&WindowSpec> {
+        self.window.as_ref()
+    }
+
+    /// The watermark, if any.
+    pub fn watermark(&self) -> Option<&Watermark> {
+        self.watermark.as_ref()
+    }
+
+    /// The schema of the table the query reads (the source, plus `__window` with a window).
+    pub fn table_schema(&self) -> &SchemaRef {
+        &self.table_schema
+    }
+
+    /// The state signature for an output mode (aggregations only).
+    pub fn signature(&self, mode: OutputModeKind) -> Option<StateSignature> {
+        match &self.kind {
+            QueryKind::Aggregate(info) => Some(StateSignature {
+                keys: info.keys.clone(),
+                aggregates: info.aggregates.clone(),
+                window: self.window.as_ref().map(WindowSpec::describe),
+                output_mode: mode.name().to_string(),
+            }),
+            QueryKind::Stateless => None,
+        }
+    }
+
+    async fn plan_over(&self, input: SendableRecordBatchStream) -> Result<datafusion::dataframe::DataFrame, PlanError> {
         let partition = Arc::new(OneShot {
-            schema: self.source_schema.clone(),
+            schema: self.table_schema.clone(),
             stream: Mutex::new(Some(input)),
         });
-        let table = StreamingTable::try_new(self.source_schema.clone(), vec![partition])
+        let table = StreamingTable::try_new(self.table_schema.clone(), vec![partition])
             .map_err(|e| PlanError::Execution(first_line(&e)))?;
         let _ = self.ctx.deregister_table(self.source_name.as_str());
         self.ctx
             .register_table(self.source_name.as_str(), Arc::new(table))
             .map_err(|e| PlanError::Execution(first_line(&e)))?;
-        let df = self
-            .ctx
-            .sql_with_options(&self.sql, sql_options())
+        self.ctx
+            .sql_with_options(&self.rewritten, sql_options())
             .await
-            .map_err(|e| PlanError::Execution(first_line(&e)))?;
+            .map_err(|e| PlanError::Execution(first_line(&e)))
+    }
+
+    /// Run a stateless query over one micro-batch's input stream (of [`Self::table_schema`]).
+    pub async fn execute(
+        &self,
+        input: SendableRecordBatchStream,
+    ) -> Result<SendableRecordBatchStream, PlanError> {
+        let df = self.plan_over(input).await?;
         df.execute_stream()
             .await
             .map_err(|e| PlanError::Execution(first_line(&e)))
     }
-}
 
-impl fmt::Debug for QueryPlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueryPlan")
-            .field("sql", &self.sql)
-            .finish_non_exhaustive()
+    /// Plan an aggregation query over one micro-batch's input stream, split for incremental
+    /// execution.
+    pub async fn aggregate(&self, input: SendableRecordBatchStream) -> Result<aggregate::AggregatePlan, PlanError> {
+        let df = self.plan_over(input).await?;
+        let task = Arc::new(df.task_ctx());
+        let physical = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| PlanError::Execution(first_line(&e)))?;
+        aggregate::AggregatePlan::split(physical, task)
     }
 }
 
@@ -232,9 +610,6 @@ fn first_line(e: &DataFusionError) -> String {
 fn explain_planning_error(e: &DataFusionError, source_name: &str) -> PlanError {
     let text = first_line(e);
     let lower = text.to_ascii_lowercase();
-    if lower.contains("invalid function 'window'") || lower.contains("function 'window'") {
-        return PlanError::Stateful(StatefulOperator::TimeWindow.to_string());
-    }
     if lower.contains("table") && lower.contains("not found") {
         return PlanError::Invalid(format!(
             "{text}; the stream is the table `{source_name}` (rename it with --source-name)"
@@ -260,55 +635,138 @@ mod tests {
         ]))
     }
 
-    #[tokio::test]
-    async fn stateless_queries_plan() {
-        let p = QueryPlan::new(
-            "SELECT time, upper(action) AS act, CASE WHEN action = 'Open' THEN 1 ELSE 0 END AS is_open FROM source WHERE action IS NOT NULL",
-            "source",
-            schema(),
-        )
-        .await
-        .unwrap();
-        let names: Vec<_> = p
-            .output_schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        assert_eq!(names, ["time", "act", "is_open"]);
+    async fn plan(sql: &str, watermark: Option<&str>) -> Result<QueryPlan, PlanError> {
+        let wm = watermark.map(Watermark::parse).transpose()?;
+        QueryPlan::new(sql, "source", schema(), wm).await
     }
 
     #[tokio::test]
-    async fn stateful_queries_are_rejected_with_the_reason() {
+    async fn stateless_queries_plan() {
+        let p = plan(
+            "SELECT time, upper(action) AS act, CASE WHEN action = 'Open' THEN 1 ELSE 0 END AS is_open FROM source WHERE action IS NOT NULL",
+            None,
+        )
+        .await
+        .unwrap();
+        let names: Vec<_> = p.output_schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["time", "act", "is_open"]);
+        assert_eq!(p.kind(), &QueryKind::Stateless);
+    }
+
+    #[tokio::test]
+    async fn unsupported_operators_are_rejected_with_the_reason() {
         for (sql, needle) in [
-            ("SELECT action, count(*) AS n FROM source GROUP BY action", "aggregations"),
             ("SELECT * FROM source ORDER BY time", "ORDER BY"),
             ("SELECT * FROM source LIMIT 3", "LIMIT"),
             ("SELECT DISTINCT action FROM source", "DISTINCT"),
-            ("SELECT action, window(time, '1 hour') AS w FROM source GROUP BY action, window(time, '1 hour')", "window()"),
+            ("SELECT window(time, '1 hour') AS w FROM source", "belongs in GROUP BY"),
             ("SELECT a.time FROM source a JOIN source b ON a.time = b.time", "joins"),
+            ("SELECT action, n FROM (SELECT action, count(*) AS n FROM source GROUP BY action) GROUP BY action, n", "aggregate once"),
         ] {
-            let err = QueryPlan::new(sql, "source", schema()).await.unwrap_err().to_string();
+            let err = plan(sql, None).await.unwrap_err().to_string();
             assert!(err.contains(needle), "{sql}: {err}");
         }
     }
 
     #[tokio::test]
+    async fn aggregations_describe_their_keys() {
+        let p = plan(
+            "SELECT action, window(time, '1 hour') AS w, count(*) AS n FROM source GROUP BY action, window(time, '1 hour')",
+            Some("time, 10 minutes"),
+        )
+        .await
+        .unwrap();
+        let QueryKind::Aggregate(info) = p.kind() else { panic!("aggregate expected") };
+        assert_eq!(info.output_keys, ["action", "w"]);
+        assert_eq!(info.time_key, Some(TimeKey::WindowEnd(1)));
+        assert!(info.missing_keys.is_empty());
+    }
+
+    #[tokio::test]
+    async fn spark_output_mode_table() {
+        use OutputModeKind::*;
+        let windowed = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source GROUP BY action, window(time, '1 hour')";
+        let cases: Vec<(&str, Option<&str>, OutputModeKind, Option<&str>)> = vec![
+            ("SELECT * FROM source", None, Append, None),
+            ("SELECT * FROM source", None, Update, None),
+            ("SELECT * FROM source", None, Complete, Some("complete output mode requires an aggregation")),
+            (windowed, Some("time, 10 minutes"), Append, None),
+            (windowed, Some("time, 10 minutes"), Update, None),
+            (windowed, Some("time, 10 minutes"), Complete, None),
+            (windowed, None, Append, Some("append output mode needs a watermark")),
+            (windowed, None, Update, None),
+            (windowed, None, Complete, None),
+            (
+                "SELECT action, count(*) AS n FROM source GROUP BY action",
+                Some("time, 10 minutes"),
+                Append,
+                Some("to be a grouping key"),
+            ),
+            (
+                "SELECT action, count(*) AS n FROM source GROUP BY action ORDER BY n",
+                None,
+                Update,
+                Some("ORDER BY is only supported"),
+            ),
+            ("SELECT action, count(*) AS n FROM source GROUP BY action ORDER BY n", None, Complete, None),
+            (
+                "SELECT action, count(*) AS n FROM source GROUP BY action LIMIT 2",
+                None,
+                Update,
+                Some("LIMIT is only supported"),
+            ),
+            (
+                "SELECT count(*) AS n FROM source GROUP BY action",
+                None,
+                Update,
+                Some("add action to the SELECT"),
+            ),
+        ];
+        for (sql, wm, mode, want) in cases {
+            let p = plan(sql, wm).await.unwrap();
+            let got = check_output_mode(p.kind(), mode, p.watermark());
+            match (want, got) {
+                (None, Ok(())) => {}
+                (Some(needle), Err(e)) => assert!(e.to_string().contains(needle), "{sql} {mode:?}: {e}"),
+                (want, got) => panic!("{sql} {mode:?}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn watermark_must_name_a_timestamp_column() {
+        let err = plan("SELECT * FROM source", Some("action, 1 minute")).await.unwrap_err().to_string();
+        assert!(err.contains("must be a TIMESTAMP"), "{err}");
+        let err = plan("SELECT * FROM source", Some("nope, 1 minute")).await.unwrap_err().to_string();
+        assert!(err.contains("not in the stream"), "{err}");
+        assert!(Watermark::parse("time").is_err());
+        assert_eq!(Watermark::parse("time, 10 minutes").unwrap().delay_us, 600_000_000);
+    }
+
+    #[tokio::test]
     async fn bad_sql_names_the_problem() {
-        let err = QueryPlan::new("SELECT * FROM events", "source", schema())
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = plan("SELECT * FROM events", None).await.unwrap_err().to_string();
         assert!(err.contains("--source-name"), "{err}");
-        let err = QueryPlan::new("SELEC * FROM source", "source", schema())
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = plan("SELEC * FROM source", None).await.unwrap_err().to_string();
         assert!(err.starts_with("invalid query"), "{err}");
-        let err = QueryPlan::new("CREATE TABLE t (a INT)", "source", schema())
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = plan("CREATE TABLE t (a INT)", None).await.unwrap_err().to_string();
         assert!(err.starts_with("invalid query"), "{err}");
+    }
+
+    #[test]
+    fn signature_changes_are_explained() {
+        let a = StateSignature {
+            keys: vec!["action".into()],
+            aggregates: vec!["count(*)".into()],
+            window: None,
+            output_mode: "Complete".into(),
+        };
+        let mut b = a.clone();
+        assert_eq!(b.changes_from(&a), None);
+        b.keys.push("device".into());
+        b.output_mode = "Update".into();
+        let what = b.changes_from(&a).unwrap();
+        assert!(what.contains("grouping keys were [action], now [action, device]"), "{what}");
+        assert!(what.contains("output mode was Complete, now Update"), "{what}");
     }
 }

@@ -2,6 +2,7 @@
 //! Parquet data files that stay invisible until the batch's commit (see [`crate::commit`]).
 
 pub mod schema;
+pub mod upsert;
 
 use std::sync::Arc;
 
@@ -111,6 +112,11 @@ impl DeltaSink {
     /// The underlying table.
     pub fn table(&self) -> &DeltaTable {
         &self.table
+    }
+
+    /// The loaded table version.
+    pub fn version(&self) -> Option<i64> {
+        self.table.version().and_then(|v| i64::try_from(v).ok())
     }
 
     /// The underlying table, mutably (for commits).

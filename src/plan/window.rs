@@ -1,0 +1,347 @@
+//! Spark's `window(ts, windowDuration[, slideDuration[, startTime]])`.
+//!
+//! The SQL is rewritten so that every `window(...)` call reads a column `__window`
+//! (`struct<start, end>` of timestamps), and each input batch is expanded before the query runs:
+//! a row is repeated once for every window that contains it, as Spark does. Windows align to the
+//! epoch shifted by `startTime`: `lastStart = ts - (ts - startTime + slide) % slide`, and a row
+//! belongs to the windows `lastStart - i * slide` (i = 0 .. ceil(window / slide)) that contain it.
+//! Rows with a null time are dropped.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, StructArray, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    SelectItem, SetExpr, Statement, Value,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use super::PlanError;
+use crate::duration::parse_duration;
+use crate::source::ddl::timestamp_type;
+
+/// The column the rewritten query reads windows from.
+pub const WINDOW_COLUMN: &str = "__window";
+
+/// A time window, in microseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The event-time column.
+    pub time_column: String,
+    /// Window length.
+    pub size_us: i64,
+    /// Distance between window starts (= size for tumbling windows).
+    pub slide_us: i64,
+    /// Offset of window starts from the epoch.
+    pub start_us: i64,
+}
+
+impl WindowSpec {
+    /// A short description, for messages and records.
+    pub fn describe(&self) -> String {
+        format!(
+            "window({}, {}us, {}us, {}us)",
+            self.time_column, self.size_us, self.slide_us, self.start_us
+        )
+    }
+
+    /// The struct type of the window column.
+    pub fn data_type() -> DataType {
+        DataType::Struct(Fields::from(vec![
+            Field::new("start", timestamp_type(), true),
+            Field::new("end", timestamp_type(), true),
+        ]))
+    }
+
+    /// The windows containing `ts`, oldest first, as start times.
+    pub fn windows_of(&self, ts: i64) -> impl Iterator<Item = i64> + '_ {
+        let last_start = ts - (ts - self.start_us + self.slide_us).rem_euclid(self.slide_us);
+        let count = (self.size_us + self.slide_us - 1) / self.slide_us;
+        (0..count)
+            .rev()
+            .map(move |i| last_start - i * self.slide_us)
+            .filter(move |start| *start <= ts && ts < start + self.size_us)
+    }
+
+    /// Repeat each row of `batch` once per window containing its time, and add the
+    /// `__window` column. Rows with a null time are dropped.
+    pub fn expand(&self, batch: &RecordBatch, out_schema: &SchemaRef) -> Result<RecordBatch, PlanError> {
+        let index = batch.schema().index_of(&self.time_column).map_err(|_| {
+            PlanError::Invalid(format!("window() column `{}` is not in the stream", self.time_column))
+        })?;
+        let times = batch
+            .column(index)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| {
+                PlanError::Invalid(format!(
+                    "window() needs a TIMESTAMP column; `{}` is not one",
+                    self.time_column
+                ))
+            })?;
+        let per_row = usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
+        let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
+        let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
+        for (row, ts) in times.iter().enumerate() {
+            let Some(ts) = ts else { continue };
+            for start in self.windows_of(ts) {
+                rows.push(row as u32);
+                starts.push(start);
+            }
+        }
+        let indices = UInt32Array::from(rows);
+        let mut columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| take(c.as_ref(), &indices, None))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PlanError::Execution(e.to_string()))?;
+        let ends: Vec<i64> = starts.iter().map(|s| s + self.size_us).collect();
+        let start_col: ArrayRef = Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
+        let end_col: ArrayRef = Arc::new(TimestampMicrosecondArray::from(ends).with_timezone("UTC"));
+        let DataType::Struct(fields) = Self::data_type() else {
+            return Err(PlanError::Execution("window type".into()));
+        };
+        columns.push(Arc::new(StructArray::new(fields, vec![start_col, end_col], None)));
+        RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| PlanError::Execution(e.to_string()))
+    }
+}
+
+/// The source schema plus the `__window` column.
+pub fn expanded_schema(source: &Schema) -> SchemaRef {
+    let mut fields: Vec<_> = source.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(WINDOW_COLUMN, WindowSpec::data_type(), true)));
+    Arc::new(Schema::new(fields))
+}
+
+fn string_arg(arg: &FunctionArg) -> Option<String> {
+    let expr = match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
+        FunctionArg::Named {
+            arg: FunctionArgExpr::Expr(e),
+            ..
+        } => e,
+        _ => return None,
+    };
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        Expr::Interval(i) => Some(i.value.to_string().trim_matches('\'').to_string()),
+        _ => None,
+    }
+}
+
+fn column_arg(arg: &FunctionArg) -> Option<String> {
+    match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(id))) => Some(id.value.clone()),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(ids))) => {
+            ids.last().map(|i| i.value.clone())
+        }
+        _ => None,
+    }
+}
+
+fn micros(text: &str, what: &str) -> Result<i64, PlanError> {
+    parse_duration(text)
+        .and_then(|d| i64::try_from(d.as_micros()).ok())
+        .ok_or_else(|| {
+            PlanError::Invalid(format!(
+                "window() {what} `{text}` is not a duration; write e.g. '10 minutes' or '1 hour'"
+            ))
+        })
+}
+
+fn parse_call(args: &[FunctionArg]) -> Result<WindowSpec, PlanError> {
+    let usage = "window() takes (time_column, 'duration'[, 'slide'[, 'start']])";
+    if args.len() < 2 || args.len() > 4 {
+        return Err(PlanError::Invalid(usage.into()));
+    }
+    let time_column = column_arg(&args[0]).ok_or_else(|| PlanError::Invalid(usage.into()))?;
+    let text = |i: usize| string_arg(&args[i]).ok_or_else(|| PlanError::Invalid(usage.into()));
+    let size_us = micros(&text(1)?, "duration")?;
+    let slide_us = if args.len() > 2 { micros(&text(2)?, "slide")? } else { size_us };
+    let start_us = if args.len() > 3 { micros(&text(3)?, "start time")? } else { 0 };
+    if size_us <= 0 || slide_us <= 0 {
+        return Err(PlanError::Invalid("window() durations must be positive".into()));
+    }
+    if slide_us > size_us {
+        return Err(PlanError::Invalid(
+            "window() slide must not be longer than the window".into(),
+        ));
+    }
+    if start_us >= slide_us {
+        return Err(PlanError::Invalid(
+            "window() start time must be shorter than the slide".into(),
+        ));
+    }
+    Ok(WindowSpec {
+        time_column,
+        size_us,
+        slide_us,
+        start_us,
+    })
+}
+
+/// Rewrite `window(...)` calls to the `__window` column. Returns the SQL unchanged (and `None`)
+/// when it has none; all calls must name the same window.
+pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("window") {
+        return Ok((sql.to_string(), None));
+    }
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
+        .map_err(|e| PlanError::Invalid(e.to_string()))?;
+    let mut spec: Option<WindowSpec> = None;
+    let mut error: Option<PlanError> = None;
+    let _ = visit_expressions_mut(&mut statements, |expr| {
+        if let Expr::Function(f) = expr {
+            let is_window = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("window"));
+            if is_window {
+                let parsed = match &f.args {
+                    FunctionArguments::List(list) => parse_call(&list.args),
+                    _ => Err(PlanError::Invalid("window() needs arguments".into())),
+                };
+                match parsed {
+                    Ok(found) => {
+                        if spec.as_ref().is_some_and(|s| *s != found) {
+                            error = Some(PlanError::Invalid(
+                                "a query may use only one window(); use the same arguments everywhere".into(),
+                            ));
+                            return ControlFlow::Break(());
+                        }
+                        spec = Some(found);
+                        *expr = Expr::Identifier(Ident::new(WINDOW_COLUMN));
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if spec.is_none() {
+        return Ok((sql.to_string(), None));
+    }
+    // `SELECT window(...)` without an alias is named `window`, as in Spark.
+    for statement in &mut statements {
+        if let Statement::Query(query) = statement {
+            if let SetExpr::Select(select) = query.body.as_mut() {
+                for item in &mut select.projection {
+                    if let SelectItem::UnnamedExpr(Expr::Identifier(id)) = item {
+                        if id.value == WINDOW_COLUMN {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: Expr::Identifier(Ident::new(WINDOW_COLUMN)),
+                                alias: Ident::new("window"),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let rewritten = statements
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok((rewritten, spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000;
+
+    fn spec(size: i64, slide: i64, start: i64) -> WindowSpec {
+        WindowSpec {
+            time_column: "time".into(),
+            size_us: size * MIN,
+            slide_us: slide * MIN,
+            start_us: start * MIN,
+        }
+    }
+
+    #[test]
+    fn tumbling_windows_align_to_the_epoch() {
+        let s = spec(60, 60, 0);
+        let ts = 90 * MIN + 5;
+        assert_eq!(s.windows_of(ts).collect::<Vec<_>>(), vec![60 * MIN]);
+        assert_eq!(s.windows_of(60 * MIN).collect::<Vec<_>>(), vec![60 * MIN]);
+        // Before the epoch too.
+        assert_eq!(s.windows_of(-1).collect::<Vec<_>>(), vec![-60 * MIN]);
+    }
+
+    #[test]
+    fn sliding_windows_contain_the_row_in_each() {
+        // 10m/5m: a row at 12:07 is in [12:00,12:10) and [12:05,12:15).
+        let s = spec(10, 5, 0);
+        let ts = (12 * 60 + 7) * MIN;
+        assert_eq!(
+            s.windows_of(ts).collect::<Vec<_>>(),
+            vec![(12 * 60) * MIN, (12 * 60 + 5) * MIN]
+        );
+        // With a start offset of 2 minutes: [11:57,12:07) excludes 12:07; [12:02,12:12) holds it.
+        let s = spec(10, 5, 2);
+        assert_eq!(
+            s.windows_of(ts).collect::<Vec<_>>(),
+            vec![(12 * 60 + 2) * MIN, (12 * 60 + 7) * MIN]
+        );
+    }
+
+    #[test]
+    fn rewrites_window_calls_and_names_the_column() {
+        let (sql, spec) = rewrite(
+            "SELECT action, window(time, '1 hour') , count(*) AS count FROM source GROUP BY action, window(time, '1 hour')",
+        )
+        .unwrap();
+        assert_eq!(spec.unwrap().size_us, 60 * MIN);
+        assert!(sql.contains("__window AS window"), "{sql}");
+        assert!(sql.contains("GROUP BY action, __window"), "{sql}");
+    }
+
+    #[test]
+    fn rejects_bad_windows() {
+        for (sql, needle) in [
+            ("SELECT window(time, 'soon') FROM s GROUP BY window(time, 'soon')", "not a duration"),
+            ("SELECT window(time) FROM s", "window() takes"),
+            ("SELECT window(time, '5 minutes', '10 minutes') FROM s", "slide must not be longer"),
+            (
+                "SELECT window(time, '1 hour') AS w FROM s GROUP BY window(time, '2 hours')",
+                "only one window()",
+            ),
+        ] {
+            let err = rewrite(sql).unwrap_err().to_string();
+            assert!(err.contains(needle), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn expand_repeats_rows_per_window_and_drops_null_times() {
+        let schema = Arc::new(Schema::new(vec![Field::new("time", timestamp_type(), true)]));
+        let times = TimestampMicrosecondArray::from(vec![Some(7 * MIN), None, Some(12 * MIN)]).with_timezone("UTC");
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(times)]).unwrap();
+        let out = spec(10, 5, 0).expand(&batch, &expanded_schema(&schema)).unwrap();
+        assert_eq!(out.num_rows(), 4);
+        assert_eq!(out.schema().field(1).name(), WINDOW_COLUMN);
+    }
+}
