@@ -70,7 +70,10 @@ impl Prepare {
                 .column_by_name(col)
                 .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
             {
-                let mut e = stats.events.lock().map_err(|_| PlanError::Execution("stats".into()))?;
+                let mut e = stats
+                    .events
+                    .lock()
+                    .map_err(|_| PlanError::Execution("stats".into()))?;
                 for v in ts.iter().flatten() {
                     e.min = Some(e.min.map_or(v, |m| m.min(v)));
                     e.max = Some(e.max.map_or(v, |m| m.max(v)));
@@ -96,13 +99,20 @@ impl Prepare {
                 .as_ref()
                 .and_then(|c| expanded.column_by_name(c).cloned()),
         };
-        let Some(times) = times else { return Ok(expanded) };
+        let Some(times) = times else {
+            return Ok(expanded);
+        };
         let Some(times) = times.as_primitive_opt::<TimestampMicrosecondType>() else {
             return Ok(expanded);
         };
-        let keep: BooleanArray = times.iter().map(|t| Some(t.is_some_and(|t| t > watermark))).collect();
+        let keep: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| t > watermark)))
+            .collect();
         let dropped = keep.len() - keep.true_count();
-        stats.dropped_late.fetch_add(dropped as u64, Ordering::Relaxed);
+        stats
+            .dropped_late
+            .fetch_add(dropped as u64, Ordering::Relaxed);
         filter_record_batch(&expanded, &keep).map_err(|e| PlanError::Execution(e.to_string()))
     }
 }
@@ -125,19 +135,32 @@ struct Produced {
 }
 
 impl Engine {
-    fn input(&self, record: &BatchRecord, stats: Arc<InputStats>, prepare: Prepare) -> SendableRecordBatchStream {
-        let decoded = self.source.read(record.files.clone(), self.source_schema.clone());
+    fn input(
+        &self,
+        record: &BatchRecord,
+        stats: Arc<InputStats>,
+        prepare: Prepare,
+    ) -> SendableRecordBatchStream {
+        let decoded = self
+            .source
+            .read(record.files.clone(), self.source_schema.clone());
         let table_schema = prepare.table_schema.clone();
         let batches = decoded
             .map(move |item| match item {
                 Ok(d) => {
                     let rows: usize = d.batches.iter().map(|b| b.num_rows()).sum();
                     stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
-                    stats.malformed.fetch_add(d.malformed as u64, Ordering::Relaxed);
+                    stats
+                        .malformed
+                        .fetch_add(d.malformed as u64, Ordering::Relaxed);
                     let prepared: Vec<Result<RecordBatch, DataFusionError>> = d
                         .batches
                         .into_iter()
-                        .map(|b| prepare.apply(b, &stats).map_err(|e| DataFusionError::Execution(e.to_string())))
+                        .map(|b| {
+                            prepare
+                                .apply(b, &stats)
+                                .map_err(|e| DataFusionError::Execution(e.to_string()))
+                        })
                         .collect();
                     Ok(futures::stream::iter(prepared))
                 }
@@ -207,7 +230,10 @@ impl Engine {
         let agg = self.plan.aggregate(input).await?;
         durations.insert("queryPlanning".to_string(), ms(planning.elapsed()));
         let add_batch = Instant::now();
-        let operator = self.operator.as_mut().ok_or_else(|| Error::Config("no operator".into()))?;
+        let operator = self
+            .operator
+            .as_mut()
+            .ok_or_else(|| Error::Config("no operator".into()))?;
         let processed = operator.process(&agg, watermark_us).await;
         let (emit, state_stats) = match processed {
             Ok(done) => done,
@@ -258,7 +284,14 @@ impl Engine {
     async fn actions(
         &mut self,
         output: &Output,
-    ) -> Result<(Vec<deltalake::kernel::Add>, Vec<deltalake::kernel::Action>, Option<i64>), Error> {
+    ) -> Result<
+        (
+            Vec<deltalake::kernel::Add>,
+            Vec<deltalake::kernel::Action>,
+            Option<i64>,
+        ),
+        Error,
+    > {
         match output {
             Output::Add(adds) => Ok((adds.clone(), Vec::new(), None)),
             Output::Replace(adds) => {
@@ -367,7 +400,17 @@ impl Engine {
             tracing::warn!("could not delete old batch records: {e}");
         }
         self.next_batch = record.batch_id + 1;
-        Ok(self.progress(record, &stats, produced.rows_out, produced.state, version, trigger_start, timestamp, durations, end_offset))
+        Ok(self.progress(
+            record,
+            &stats,
+            produced.rows_out,
+            produced.state,
+            version,
+            trigger_start,
+            timestamp,
+            durations,
+            end_offset,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -27,16 +27,16 @@ use deltalake::protocol::OutputMode;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::commit::record::{BatchRecord, Created, RecordStore, SourceInfo, RECORD_FORMAT};
 use crate::commit;
+use crate::commit::record::{BatchRecord, Created, RecordStore, SourceInfo, RECORD_FORMAT};
 use crate::error::Error;
 use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
-use crate::state::store::StateStore;
-use operator::AggOperator;
 use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
 use crate::source::discovery::{effective_max_age, select_batch, FileEntry, SeenFiles};
 use crate::source::options::{Format, ReadLimit, SourceOptions};
 use crate::source::{ddl, FileSource};
+use crate::state::store::StateStore;
+use operator::AggOperator;
 pub use progress::{Progress, SinkProgress, SourceProgress};
 pub use trigger::Trigger;
 
@@ -221,7 +221,9 @@ impl Engine {
         sink.check(&delta_schema)?;
         let operator = match plan.signature(cfg.output_mode) {
             Some(signature) => {
-                let template = plan.aggregate(batch::empty_input(plan.table_schema())).await?;
+                let template = plan
+                    .aggregate(batch::empty_input(plan.table_schema()))
+                    .await?;
                 let time_key = match plan.kind() {
                     QueryKind::Aggregate(info) => info.time_key,
                     QueryKind::Stateless => None,
@@ -241,7 +243,11 @@ impl Engine {
             }
             None => {
                 if let Some(v) = committed {
-                    if StateStore::new(sink.store(), &cfg.query_name).meta(v).await?.is_some() {
+                    if StateStore::new(sink.store(), &cfg.query_name)
+                        .meta(v)
+                        .await?
+                        .is_some()
+                    {
                         return Err(Error::Config(format!(
                             "query `{}` was an aggregation when the table recorded it, and is not one now; restore the original query or use a new --query-name",
                             cfg.query_name
@@ -376,7 +382,10 @@ impl Engine {
                 let files = select_batch(&listed, &self.seen, limit, self.cfg.options.latest_first);
                 durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
                 // With nothing new, a batch runs only to let a moved watermark close windows.
-                let no_data_due = self.operator.as_ref().is_some_and(AggOperator::no_data_batch_due);
+                let no_data_due = self
+                    .operator
+                    .as_ref()
+                    .is_some_and(AggOperator::no_data_batch_due);
                 if files.is_empty() && !no_data_due {
                     return Ok(None);
                 }

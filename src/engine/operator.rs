@@ -85,8 +85,9 @@ impl AggOperator {
                 "the query now aggregates, but batch {committed} of this query name was written without aggregation state; start it under a new --query-name"
             )));
         };
-        let earlier: StateSignature = serde_json::from_str(&meta.signature)
-            .map_err(|e| StateError::Persisted(format!("the state's signature is unreadable: {e}")))?;
+        let earlier: StateSignature = serde_json::from_str(&meta.signature).map_err(|e| {
+            StateError::Persisted(format!("the state's signature is unreadable: {e}"))
+        })?;
         if let Some(changes) = self.signature.changes_from(&earlier) {
             return Err(StateError::Persisted(format!(
                 "the query changed since the table's state was built ({changes}); restore the original query, or start the new one under a new --query-name (and a new table for complete or update mode)"
@@ -198,7 +199,11 @@ impl AggOperator {
             signature: serde_json::to_string(&self.signature)
                 .map_err(|e| StateError::Persisted(e.to_string()))?,
         };
-        let snapshot_rows = if snapshot { Some(self.state.all()?) } else { None };
+        let snapshot_rows = if snapshot {
+            Some(self.state.all()?)
+        } else {
+            None
+        };
         self.store
             .save(&meta, &upserts, &deletes, snapshot_rows.as_ref())
             .await?;

@@ -21,8 +21,8 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
-use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{collect, execute_stream, ExecutionPlan, PhysicalExpr};
 
 use super::PlanError;
@@ -90,8 +90,9 @@ impl AggregatePlan {
         // A Final aggregate reads a Partial one, possibly through repartitioning.
         let first_stage: AggregateExec = match agg.mode() {
             AggregateMode::Final | AggregateMode::FinalPartitioned => {
-                let below = find_aggregate(agg.input())
-                    .ok_or_else(|| PlanError::Execution("final aggregate without a partial one".into()))?;
+                let below = find_aggregate(agg.input()).ok_or_else(|| {
+                    PlanError::Execution("final aggregate without a partial one".into())
+                })?;
                 below
                     .downcast_ref::<AggregateExec>()
                     .cloned()
@@ -143,11 +144,18 @@ impl AggregatePlan {
 
     /// Aggregate the batch's input into state rows.
     pub async fn partial(&self) -> Result<Vec<RecordBatch>, PlanError> {
-        collect(self.partial.clone(), self.task.clone()).await.map_err(exec_err)
+        collect(self.partial.clone(), self.task.clone())
+            .await
+            .map_err(exec_err)
     }
 
-    fn over(&self, mode: AggregateMode, rows: Vec<RecordBatch>) -> Result<Arc<dyn ExecutionPlan>, PlanError> {
-        let source = MemorySourceConfig::try_new_exec(&[rows], self.state_schema(), None).map_err(exec_err)?;
+    fn over(
+        &self,
+        mode: AggregateMode,
+        rows: Vec<RecordBatch>,
+    ) -> Result<Arc<dyn ExecutionPlan>, PlanError> {
+        let source = MemorySourceConfig::try_new_exec(&[rows], self.state_schema(), None)
+            .map_err(exec_err)?;
         Ok(Arc::new(
             AggregateExec::try_new(
                 mode,

@@ -20,8 +20,8 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::streaming::PartitionStream;
 
-use window::WindowSpec;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use window::WindowSpec;
 
 /// Errors of the query layer.
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +182,11 @@ impl StateSignature {
     pub fn changes_from(&self, earlier: &StateSignature) -> Option<String> {
         let mut what = Vec::new();
         if self.keys != earlier.keys {
-            what.push(format!("grouping keys were [{}], now [{}]", earlier.keys.join(", "), self.keys.join(", ")));
+            what.push(format!(
+                "grouping keys were [{}], now [{}]",
+                earlier.keys.join(", "),
+                self.keys.join(", ")
+            ));
         }
         if self.aggregates != earlier.aggregates {
             what.push(format!(
@@ -199,7 +203,10 @@ impl StateSignature {
             ));
         }
         if self.output_mode != earlier.output_mode {
-            what.push(format!("output mode was {}, now {}", earlier.output_mode, self.output_mode));
+            what.push(format!(
+                "output mode was {}, now {}",
+                earlier.output_mode, self.output_mode
+            ));
         }
         (!what.is_empty()).then(|| what.join("; "))
     }
@@ -233,7 +240,11 @@ pub enum QueryKind {
     Aggregate(AggregateInfo),
 }
 
-fn describe_aggregate(plan: &LogicalPlan, window: Option<&WindowSpec>, watermark: Option<&Watermark>) -> Option<AggregateInfo> {
+fn describe_aggregate(
+    plan: &LogicalPlan,
+    window: Option<&WindowSpec>,
+    watermark: Option<&Watermark>,
+) -> Option<AggregateInfo> {
     // The topmost projection (under any sort/limit/filter) and the aggregate below it.
     let mut node = plan;
     let mut sorts = false;
@@ -259,18 +270,28 @@ fn describe_aggregate(plan: &LogicalPlan, window: Option<&WindowSpec>, watermark
             _ => return None,
         }
     }
-    let LogicalPlan::Aggregate(agg) = node else { return None };
+    let LogicalPlan::Aggregate(agg) = node else {
+        return None;
+    };
     let group_fields: Vec<String> = agg.schema.fields()[..agg.group_expr.len()]
         .iter()
         .map(|f| f.name().clone())
         .collect();
     let keys: Vec<String> = agg.group_expr.iter().map(|e| e.to_string()).collect();
     let aggregates: Vec<String> = agg.aggr_expr.iter().map(|e| e.to_string()).collect();
-    let time_key = agg.group_expr.iter().enumerate().find_map(|(i, e)| match e {
-        Expr::Column(c) if c.name == window::WINDOW_COLUMN && window.is_some() => Some(TimeKey::WindowEnd(i)),
-        Expr::Column(c) if watermark.is_some_and(|w| w.column == c.name) => Some(TimeKey::Timestamp(i)),
-        _ => None,
-    });
+    let time_key = agg
+        .group_expr
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match e {
+            Expr::Column(c) if c.name == window::WINDOW_COLUMN && window.is_some() => {
+                Some(TimeKey::WindowEnd(i))
+            }
+            Expr::Column(c) if watermark.is_some_and(|w| w.column == c.name) => {
+                Some(TimeKey::Timestamp(i))
+            }
+            _ => None,
+        });
     let (output_keys, missing_keys) = match projection {
         Some(p) => {
             let mut out = Vec::new();
@@ -305,7 +326,11 @@ fn describe_aggregate(plan: &LogicalPlan, window: Option<&WindowSpec>, watermark
 }
 
 /// Check a query against Spark's table of allowed output modes.
-pub fn check_output_mode(kind: &QueryKind, mode: OutputModeKind, watermark: Option<&Watermark>) -> Result<(), PlanError> {
+pub fn check_output_mode(
+    kind: &QueryKind,
+    mode: OutputModeKind,
+    watermark: Option<&Watermark>,
+) -> Result<(), PlanError> {
     let info = match kind {
         QueryKind::Stateless => {
             if mode == OutputModeKind::Complete {
@@ -441,7 +466,12 @@ impl QueryPlan {
         let plan = df.logical_plan();
         let (operators, aggregates) = stateful_operators(plan);
         for op in &operators {
-            if matches!(op, StatefulOperator::Join | StatefulOperator::Distinct | StatefulOperator::AnalyticWindow) {
+            if matches!(
+                op,
+                StatefulOperator::Join
+                    | StatefulOperator::Distinct
+                    | StatefulOperator::AnalyticWindow
+            ) {
                 return Err(PlanError::Stateful(op.to_string()));
             }
         }
@@ -457,7 +487,8 @@ impl QueryPlan {
             QueryKind::Stateless
         } else if aggregates > 1 {
             return Err(PlanError::Stateful(
-                "nested or multiple aggregations are not supported on streams; aggregate once".into(),
+                "nested or multiple aggregations are not supported on streams; aggregate once"
+                    .into(),
             ));
         } else {
             match describe_aggregate(plan, window.as_ref(), watermark.as_ref()) {
@@ -527,7 +558,10 @@ impl QueryPlan {
         }
     }
 
-    async fn plan_over(&self, input: SendableRecordBatchStream) -> Result<datafusion::dataframe::DataFrame, PlanError> {
+    async fn plan_over(
+        &self,
+        input: SendableRecordBatchStream,
+    ) -> Result<datafusion::dataframe::DataFrame, PlanError> {
         let partition = Arc::new(OneShot {
             schema: self.table_schema.clone(),
             stream: Mutex::new(Some(input)),
@@ -557,7 +591,10 @@ impl QueryPlan {
 
     /// Plan an aggregation query over one micro-batch's input stream, split for incremental
     /// execution.
-    pub async fn aggregate(&self, input: SendableRecordBatchStream) -> Result<aggregate::AggregatePlan, PlanError> {
+    pub async fn aggregate(
+        &self,
+        input: SendableRecordBatchStream,
+    ) -> Result<aggregate::AggregatePlan, PlanError> {
         let df = self.plan_over(input).await?;
         let task = Arc::new(df.task_ctx());
         let physical = df
@@ -648,7 +685,12 @@ mod tests {
         )
         .await
         .unwrap();
-        let names: Vec<_> = p.output_schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = p
+            .output_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["time", "act", "is_open"]);
         assert_eq!(p.kind(), &QueryKind::Stateless);
     }
@@ -676,7 +718,9 @@ mod tests {
         )
         .await
         .unwrap();
-        let QueryKind::Aggregate(info) = p.kind() else { panic!("aggregate expected") };
+        let QueryKind::Aggregate(info) = p.kind() else {
+            panic!("aggregate expected")
+        };
         assert_eq!(info.output_keys, ["action", "w"]);
         assert_eq!(info.time_key, Some(TimeKey::WindowEnd(1)));
         assert!(info.missing_keys.is_empty());
@@ -689,11 +733,21 @@ mod tests {
         let cases: Vec<(&str, Option<&str>, OutputModeKind, Option<&str>)> = vec![
             ("SELECT * FROM source", None, Append, None),
             ("SELECT * FROM source", None, Update, None),
-            ("SELECT * FROM source", None, Complete, Some("complete output mode requires an aggregation")),
+            (
+                "SELECT * FROM source",
+                None,
+                Complete,
+                Some("complete output mode requires an aggregation"),
+            ),
             (windowed, Some("time, 10 minutes"), Append, None),
             (windowed, Some("time, 10 minutes"), Update, None),
             (windowed, Some("time, 10 minutes"), Complete, None),
-            (windowed, None, Append, Some("append output mode needs a watermark")),
+            (
+                windowed,
+                None,
+                Append,
+                Some("append output mode needs a watermark"),
+            ),
             (windowed, None, Update, None),
             (windowed, None, Complete, None),
             (
@@ -708,7 +762,12 @@ mod tests {
                 Update,
                 Some("ORDER BY is only supported"),
             ),
-            ("SELECT action, count(*) AS n FROM source GROUP BY action ORDER BY n", None, Complete, None),
+            (
+                "SELECT action, count(*) AS n FROM source GROUP BY action ORDER BY n",
+                None,
+                Complete,
+                None,
+            ),
             (
                 "SELECT action, count(*) AS n FROM source GROUP BY action LIMIT 2",
                 None,
@@ -727,7 +786,9 @@ mod tests {
             let got = check_output_mode(p.kind(), mode, p.watermark());
             match (want, got) {
                 (None, Ok(())) => {}
-                (Some(needle), Err(e)) => assert!(e.to_string().contains(needle), "{sql} {mode:?}: {e}"),
+                (Some(needle), Err(e)) => {
+                    assert!(e.to_string().contains(needle), "{sql} {mode:?}: {e}")
+                }
                 (want, got) => panic!("{sql} {mode:?}: wanted {want:?}, got {got:?}"),
             }
         }
@@ -735,21 +796,39 @@ mod tests {
 
     #[tokio::test]
     async fn watermark_must_name_a_timestamp_column() {
-        let err = plan("SELECT * FROM source", Some("action, 1 minute")).await.unwrap_err().to_string();
+        let err = plan("SELECT * FROM source", Some("action, 1 minute"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must be a TIMESTAMP"), "{err}");
-        let err = plan("SELECT * FROM source", Some("nope, 1 minute")).await.unwrap_err().to_string();
+        let err = plan("SELECT * FROM source", Some("nope, 1 minute"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not in the stream"), "{err}");
         assert!(Watermark::parse("time").is_err());
-        assert_eq!(Watermark::parse("time, 10 minutes").unwrap().delay_us, 600_000_000);
+        assert_eq!(
+            Watermark::parse("time, 10 minutes").unwrap().delay_us,
+            600_000_000
+        );
     }
 
     #[tokio::test]
     async fn bad_sql_names_the_problem() {
-        let err = plan("SELECT * FROM events", None).await.unwrap_err().to_string();
+        let err = plan("SELECT * FROM events", None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--source-name"), "{err}");
-        let err = plan("SELEC * FROM source", None).await.unwrap_err().to_string();
+        let err = plan("SELEC * FROM source", None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("invalid query"), "{err}");
-        let err = plan("CREATE TABLE t (a INT)", None).await.unwrap_err().to_string();
+        let err = plan("CREATE TABLE t (a INT)", None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("invalid query"), "{err}");
     }
 
@@ -766,7 +845,13 @@ mod tests {
         b.keys.push("device".into());
         b.output_mode = "Update".into();
         let what = b.changes_from(&a).unwrap();
-        assert!(what.contains("grouping keys were [action], now [action, device]"), "{what}");
-        assert!(what.contains("output mode was Complete, now Update"), "{what}");
+        assert!(
+            what.contains("grouping keys were [action], now [action, device]"),
+            "{what}"
+        );
+        assert!(
+            what.contains("output mode was Complete, now Update"),
+            "{what}"
+        );
     }
 }

@@ -10,9 +10,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, StructArray, TimestampMicrosecondArray, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, StructArray, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -72,9 +70,16 @@ impl WindowSpec {
 
     /// Repeat each row of `batch` once per window containing its time, and add the
     /// `__window` column. Rows with a null time are dropped.
-    pub fn expand(&self, batch: &RecordBatch, out_schema: &SchemaRef) -> Result<RecordBatch, PlanError> {
+    pub fn expand(
+        &self,
+        batch: &RecordBatch,
+        out_schema: &SchemaRef,
+    ) -> Result<RecordBatch, PlanError> {
         let index = batch.schema().index_of(&self.time_column).map_err(|_| {
-            PlanError::Invalid(format!("window() column `{}` is not in the stream", self.time_column))
+            PlanError::Invalid(format!(
+                "window() column `{}` is not in the stream",
+                self.time_column
+            ))
         })?;
         let times = batch
             .column(index)
@@ -86,7 +91,8 @@ impl WindowSpec {
                     self.time_column
                 ))
             })?;
-        let per_row = usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
+        let per_row =
+            usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
         let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
         let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
         for (row, ts) in times.iter().enumerate() {
@@ -104,20 +110,31 @@ impl WindowSpec {
             .collect::<Result<_, _>>()
             .map_err(|e| PlanError::Execution(e.to_string()))?;
         let ends: Vec<i64> = starts.iter().map(|s| s + self.size_us).collect();
-        let start_col: ArrayRef = Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
-        let end_col: ArrayRef = Arc::new(TimestampMicrosecondArray::from(ends).with_timezone("UTC"));
+        let start_col: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
+        let end_col: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(ends).with_timezone("UTC"));
         let DataType::Struct(fields) = Self::data_type() else {
             return Err(PlanError::Execution("window type".into()));
         };
-        columns.push(Arc::new(StructArray::new(fields, vec![start_col, end_col], None)));
-        RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| PlanError::Execution(e.to_string()))
+        columns.push(Arc::new(StructArray::new(
+            fields,
+            vec![start_col, end_col],
+            None,
+        )));
+        RecordBatch::try_new(out_schema.clone(), columns)
+            .map_err(|e| PlanError::Execution(e.to_string()))
     }
 }
 
 /// The source schema plus the `__window` column.
 pub fn expanded_schema(source: &Schema) -> SchemaRef {
     let mut fields: Vec<_> = source.fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(WINDOW_COLUMN, WindowSpec::data_type(), true)));
+    fields.push(Arc::new(Field::new(
+        WINDOW_COLUMN,
+        WindowSpec::data_type(),
+        true,
+    )));
     Arc::new(Schema::new(fields))
 }
 
@@ -168,10 +185,20 @@ fn parse_call(args: &[FunctionArg]) -> Result<WindowSpec, PlanError> {
     let time_column = column_arg(&args[0]).ok_or_else(|| PlanError::Invalid(usage.into()))?;
     let text = |i: usize| string_arg(&args[i]).ok_or_else(|| PlanError::Invalid(usage.into()));
     let size_us = micros(&text(1)?, "duration")?;
-    let slide_us = if args.len() > 2 { micros(&text(2)?, "slide")? } else { size_us };
-    let start_us = if args.len() > 3 { micros(&text(3)?, "start time")? } else { 0 };
+    let slide_us = if args.len() > 2 {
+        micros(&text(2)?, "slide")?
+    } else {
+        size_us
+    };
+    let start_us = if args.len() > 3 {
+        micros(&text(3)?, "start time")?
+    } else {
+        0
+    };
     if size_us <= 0 || slide_us <= 0 {
-        return Err(PlanError::Invalid("window() durations must be positive".into()));
+        return Err(PlanError::Invalid(
+            "window() durations must be positive".into(),
+        ));
     }
     if slide_us > size_us {
         return Err(PlanError::Invalid(
@@ -322,9 +349,15 @@ mod tests {
     #[test]
     fn rejects_bad_windows() {
         for (sql, needle) in [
-            ("SELECT window(time, 'soon') FROM s GROUP BY window(time, 'soon')", "not a duration"),
+            (
+                "SELECT window(time, 'soon') FROM s GROUP BY window(time, 'soon')",
+                "not a duration",
+            ),
             ("SELECT window(time) FROM s", "window() takes"),
-            ("SELECT window(time, '5 minutes', '10 minutes') FROM s", "slide must not be longer"),
+            (
+                "SELECT window(time, '5 minutes', '10 minutes') FROM s",
+                "slide must not be longer",
+            ),
             (
                 "SELECT window(time, '1 hour') AS w FROM s GROUP BY window(time, '2 hours')",
                 "only one window()",
@@ -337,10 +370,17 @@ mod tests {
 
     #[test]
     fn expand_repeats_rows_per_window_and_drops_null_times() {
-        let schema = Arc::new(Schema::new(vec![Field::new("time", timestamp_type(), true)]));
-        let times = TimestampMicrosecondArray::from(vec![Some(7 * MIN), None, Some(12 * MIN)]).with_timezone("UTC");
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "time",
+            timestamp_type(),
+            true,
+        )]));
+        let times = TimestampMicrosecondArray::from(vec![Some(7 * MIN), None, Some(12 * MIN)])
+            .with_timezone("UTC");
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(times)]).unwrap();
-        let out = spec(10, 5, 0).expand(&batch, &expanded_schema(&schema)).unwrap();
+        let out = spec(10, 5, 0)
+            .expand(&batch, &expanded_schema(&schema))
+            .unwrap();
         assert_eq!(out.num_rows(), 4);
         assert_eq!(out.schema().field(1).name(), WINDOW_COLUMN);
     }

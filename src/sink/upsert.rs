@@ -51,8 +51,10 @@ pub async fn upsert(
         .await
         .map_err(df_err)?;
     ctx.register_table("t", with_files).map_err(df_err)?;
-    let changed_table = MemTable::try_new(schema.clone(), vec![changed.to_vec()]).map_err(df_err)?;
-    ctx.register_table("c", Arc::new(changed_table)).map_err(df_err)?;
+    let changed_table =
+        MemTable::try_new(schema.clone(), vec![changed.to_vec()]).map_err(df_err)?;
+    ctx.register_table("c", Arc::new(changed_table))
+        .map_err(df_err)?;
     let on = |left: &str| {
         keys.iter()
             .map(|k| format!("({left}.{q} IS NOT DISTINCT FROM c.{q})", q = quoted(k)))

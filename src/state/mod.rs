@@ -74,7 +74,10 @@ fn fields(schema: &SchemaRef, range: std::ops::Range<usize>) -> Vec<SortField> {
 fn event_times(batch: &RecordBatch, time_key: TimeKey) -> Vec<Option<i64>> {
     let column: ArrayRef = match time_key {
         TimeKey::WindowEnd(i) => match batch.column(i).as_struct_opt() {
-            Some(s) => s.column_by_name("end").cloned().unwrap_or_else(|| batch.column(i).clone()),
+            Some(s) => s
+                .column_by_name("end")
+                .cloned()
+                .unwrap_or_else(|| batch.column(i).clone()),
             None => batch.column(i).clone(),
         },
         TimeKey::Timestamp(i) => batch.column(i).clone(),
@@ -92,7 +95,11 @@ fn event_times(batch: &RecordBatch, time_key: TimeKey) -> Vec<Option<i64>> {
 
 impl AggState {
     /// Empty state for rows of `schema` whose first `key_count` columns are the group keys.
-    pub fn new(schema: SchemaRef, key_count: usize, time_key: Option<TimeKey>) -> Result<Self, StateError> {
+    pub fn new(
+        schema: SchemaRef,
+        key_count: usize,
+        time_key: Option<TimeKey>,
+    ) -> Result<Self, StateError> {
         Ok(AggState {
             keys: RowConverter::new(fields(&schema, 0..key_count))?,
             rows: RowConverter::new(fields(&schema, 0..schema.fields().len()))?,
@@ -130,11 +137,16 @@ impl AggState {
     }
 
     fn key_rows(&self, batch: &RecordBatch) -> Result<Vec<OwnedRow>, StateError> {
-        let keys = self.keys.convert_columns(&batch.columns()[..self.key_count])?;
+        let keys = self
+            .keys
+            .convert_columns(&batch.columns()[..self.key_count])?;
         Ok(keys.iter().map(|r| r.owned()).collect())
     }
 
-    fn to_batch<'a>(&self, rows: impl Iterator<Item = &'a OwnedRow>) -> Result<RecordBatch, StateError> {
+    fn to_batch<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a OwnedRow>,
+    ) -> Result<RecordBatch, StateError> {
         let columns = self.rows.convert_rows(rows.map(|r| r.row()))?;
         if columns.is_empty() {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
@@ -222,7 +234,11 @@ impl AggState {
     }
 
     /// A batch of state schema holding only key columns (others null): tombstones.
-    fn keys_batch(&self, key_columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch, StateError> {
+    fn keys_batch(
+        &self,
+        key_columns: Vec<ArrayRef>,
+        rows: usize,
+    ) -> Result<RecordBatch, StateError> {
         let mut columns = key_columns;
         if columns.is_empty() && self.key_count > 0 {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
@@ -243,7 +259,11 @@ impl AggState {
     }
 
     /// Apply persisted changes: upserted rows, then removed keys.
-    pub fn apply(&mut self, upserts: &[RecordBatch], deletes: &[RecordBatch]) -> Result<(), StateError> {
+    pub fn apply(
+        &mut self,
+        upserts: &[RecordBatch],
+        deletes: &[RecordBatch],
+    ) -> Result<(), StateError> {
         self.upsert(upserts)?;
         for d in deletes {
             self.remove_keys(d)?;

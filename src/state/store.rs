@@ -92,7 +92,9 @@ fn encode(batch: &RecordBatch) -> Result<Bytes, StateError> {
 }
 
 fn decode(path: &Path, data: Bytes) -> Result<Vec<RecordBatch>, StateError> {
-    let bad = |e: &dyn std::fmt::Display| StateError::Persisted(format!("state file {path} is unreadable: {e}"));
+    let bad = |e: &dyn std::fmt::Display| {
+        StateError::Persisted(format!("state file {path} is unreadable: {e}"))
+    };
     ParquetRecordBatchReaderBuilder::try_new(data)
         .map_err(|e| bad(&e))?
         .build()
@@ -137,13 +139,16 @@ impl StateStore {
     ) -> Result<(), StateError> {
         let n = meta.batch_id;
         if upserts.num_rows() > 0 {
-            self.put(self.path(n, "upserts.parquet"), encode(upserts)?).await?;
+            self.put(self.path(n, "upserts.parquet"), encode(upserts)?)
+                .await?;
         }
         if deletes.num_rows() > 0 {
-            self.put(self.path(n, "deletes.parquet"), encode(deletes)?).await?;
+            self.put(self.path(n, "deletes.parquet"), encode(deletes)?)
+                .await?;
         }
         if let Some(snapshot) = snapshot {
-            self.put(self.path(n, "snapshot.parquet"), encode(snapshot)?).await?;
+            self.put(self.path(n, "snapshot.parquet"), encode(snapshot)?)
+                .await?;
         }
         let json = serde_json::to_vec(meta)
             .map_err(|e| StateError::Persisted(format!("cannot encode state meta: {e}")))?;
@@ -177,7 +182,11 @@ impl StateStore {
     }
 
     /// Restore the state committed by batch N into `state`; returns N's meta.
-    pub async fn restore(&self, committed: i64, state: &mut AggState) -> Result<StateMeta, StateError> {
+    pub async fn restore(
+        &self,
+        committed: i64,
+        state: &mut AggState,
+    ) -> Result<StateMeta, StateError> {
         let meta = self.meta(committed).await?.ok_or_else(|| {
             StateError::Persisted(format!(
                 "the state of committed batch {committed} is missing under {}; start under a new --query-name to rebuild it",
@@ -188,10 +197,21 @@ impl StateStore {
         state.apply(&snapshot, &[])?;
         for batch in meta.snapshot_batch + 1..=committed {
             let m = self.meta(batch).await?.ok_or_else(|| {
-                StateError::Persisted(format!("the state meta of batch {batch} is missing under {}", self.folder))
+                StateError::Persisted(format!(
+                    "the state meta of batch {batch} is missing under {}",
+                    self.folder
+                ))
             })?;
-            let upserts = if m.upserts > 0 { self.read(batch, "upserts.parquet").await? } else { Vec::new() };
-            let deletes = if m.deletes > 0 { self.read(batch, "deletes.parquet").await? } else { Vec::new() };
+            let upserts = if m.upserts > 0 {
+                self.read(batch, "upserts.parquet").await?
+            } else {
+                Vec::new()
+            };
+            let deletes = if m.deletes > 0 {
+                self.read(batch, "deletes.parquet").await?
+            } else {
+                Vec::new()
+            };
             state.apply(&upserts, &deletes)?;
         }
         state.clear_changes();
@@ -208,7 +228,12 @@ impl StateStore {
             return Ok(());
         };
         for batch in previous..meta.batch_id {
-            for kind in ["json", "upserts.parquet", "deletes.parquet", "snapshot.parquet"] {
+            for kind in [
+                "json",
+                "upserts.parquet",
+                "deletes.parquet",
+                "snapshot.parquet",
+            ] {
                 match self.store.delete(&self.path(batch, kind)).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),

@@ -158,15 +158,15 @@ fn sql_not_a_query() {
 }
 
 #[test]
-fn sql_stateful_not_yet_supported() {
+fn sql_stateful_operator_not_supported() {
     expect_error(
         &[
             "--schema",
             EVENTS_DDL,
             "--sql",
-            "SELECT action, count(*) AS n FROM source GROUP BY action",
+            "SELECT DISTINCT action FROM source",
         ],
-        "aggregations",
+        "DISTINCT",
     );
 }
 
