@@ -16,6 +16,7 @@ use crate::engine::app_id;
 use crate::error::{Error, Result};
 use crate::sink::SinkError;
 use crate::source::ddl;
+use crate::state::store::StateStore;
 use crate::storage::Location;
 
 /// A table's description.
@@ -70,6 +71,10 @@ pub struct QueryReport {
     pub watermark_ms: Option<i64>,
     /// A planned batch not committed yet (re-run at the next start).
     pub pending_batch_id: Option<i64>,
+    /// Aggregation state: keys held after the last committed batch.
+    pub state_rows: Option<u64>,
+    /// Aggregation state: the batch of its newest snapshot.
+    pub state_snapshot_batch: Option<i64>,
 }
 
 /// Describe the table at `uri`, with up to `limit` sample rows.
@@ -146,6 +151,10 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
         let next = committed.map_or(0, |v| v + 1);
         let pending = records.read(next).await?.map(|r| r.batch_id);
         let source_offsets = record.as_ref().map_or(Value::Null, BatchRecord::offset);
+        let state = match committed {
+            Some(v) => StateStore::new(store.clone(), &name).meta(v).await?,
+            None => None,
+        };
         out.push(QueryReport {
             name,
             app_id: app,
@@ -155,6 +164,8 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
             source_offsets,
             watermark_ms: record.as_ref().and_then(|r| r.watermark_ms),
             pending_batch_id: pending,
+            state_rows: state.as_ref().map(|m| m.rows),
+            state_snapshot_batch: state.as_ref().map(|m| m.snapshot_batch),
         });
     }
     Ok(out)
@@ -257,8 +268,16 @@ pub fn render(report: &TableReport) -> String {
         out.push_str(&format!("  offsets:       {}\n", q.source_offsets));
         out.push_str(&format!(
             "  watermark:     {}\n",
-            q.watermark_ms.map_or("none".to_string(), |w| w.to_string())
+            q.watermark_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map_or("none".to_string(), |w| w.to_rfc3339())
         ));
+        if let Some(rows) = q.state_rows {
+            out.push_str(&format!(
+                "  state:         {rows} keys (snapshot at batch {})\n",
+                q.state_snapshot_batch.unwrap_or_default()
+            ));
+        }
         if let Some(p) = q.pending_batch_id {
             out.push_str(&format!(
                 "  pending batch: {p} (planned, not committed; re-run on next start)\n"

@@ -10,3 +10,4 @@ mod external;
 mod inspect;
 mod parse_modes;
 mod restart;
+mod stateful;
