@@ -300,7 +300,8 @@ async fn restart_with_a_changed_query_says_what_changed() {
     let first = "SELECT action, count(*) AS n FROM source GROUP BY action";
     run_events(&src, &table, &["--sql", first, "--output-mode", "complete"]);
     // Same output columns, different grouping key.
-    let changed = "SELECT upper(action) AS action, count(*) AS n FROM source GROUP BY upper(action)";
+    let changed =
+        "SELECT upper(action) AS action, count(*) AS n FROM source GROUP BY upper(action)";
     let out = crate::common::run(&[
         "run",
         "--source",
