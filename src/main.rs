@@ -36,11 +36,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Only Sluice's own warnings by default: the libraries' internal warnings (a retried commit,
+    // a missing log segment) are expected events here, not news for the user.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sluice=warn")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -223,6 +223,7 @@ fn parse_call(args: &[FunctionArg]) -> Result<WindowSpec, PlanError> {
 pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
     let lower = sql.to_ascii_lowercase();
     if !lower.contains("window") {
+        // Neither window() nor session_window().
         return Ok((sql.to_string(), None));
     }
     let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
@@ -237,6 +238,18 @@ pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
                 .last()
                 .and_then(|p| p.as_ident())
                 .is_some_and(|i| i.value.eq_ignore_ascii_case("window"));
+            let is_session = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("session_window"));
+            if is_session {
+                error = Some(PlanError::Stateful(
+                    "session_window() is not supported yet; use window(time, 'duration') for tumbling or sliding windows".into(),
+                ));
+                return ControlFlow::Break(());
+            }
             if is_window {
                 let parsed = match &f.args {
                     FunctionArguments::List(list) => parse_call(&list.args),

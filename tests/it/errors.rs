@@ -285,3 +285,184 @@ async fn output_schema_mismatch_with_existing_table() {
     // What was committed stays committed.
     assert_eq!(table_rows(&table, "SELECT count(*) FROM t").await, before);
 }
+
+const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
+                      GROUP BY action, window(time, '1 hour')";
+
+#[test]
+fn append_aggregation_without_watermark() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            HOURLY,
+            "--output-mode",
+            "append",
+        ],
+        "append output mode needs a watermark for aggregations",
+    );
+}
+
+#[test]
+fn append_aggregation_with_watermark_off_the_keys() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT action, count(*) AS n FROM source GROUP BY action",
+            "--watermark",
+            "time, 10 minutes",
+            "--output-mode",
+            "append",
+        ],
+        "to be a grouping key or the window() time column",
+    );
+}
+
+#[test]
+fn order_by_outside_complete_mode() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT action, count(*) AS n FROM source GROUP BY action ORDER BY n",
+            "--output-mode",
+            "update",
+        ],
+        "ORDER BY is only supported after an aggregation in complete output mode",
+    );
+}
+
+#[test]
+fn limit_outside_complete_mode() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT action, count(*) AS n FROM source GROUP BY action LIMIT 1",
+            "--output-mode",
+            "update",
+        ],
+        "LIMIT is only supported",
+    );
+}
+
+#[test]
+fn update_mode_without_the_keys_in_the_output() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT count(*) AS n FROM source GROUP BY action",
+            "--output-mode",
+            "update",
+        ],
+        "add action to the SELECT",
+    );
+}
+
+#[test]
+fn nested_aggregation() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT n, count(*) AS c FROM (SELECT action, count(*) AS n FROM source GROUP BY action) GROUP BY n",
+            "--output-mode",
+            "complete",
+        ],
+        "aggregate once",
+    );
+}
+
+#[test]
+fn join_on_a_stream() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT a.time FROM source a JOIN source b ON a.time = b.time",
+        ],
+        "joins are not supported",
+    );
+}
+
+#[test]
+fn window_outside_group_by() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT window(time, '1 hour') AS w FROM source",
+        ],
+        "window() belongs in GROUP BY",
+    );
+}
+
+#[test]
+fn window_with_a_bad_duration() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT window(time, 'an hour') AS w, count(*) AS n FROM source GROUP BY window(time, 'an hour')",
+            "--output-mode",
+            "complete",
+        ],
+        "is not a duration",
+    );
+}
+
+#[test]
+fn watermark_on_a_non_timestamp_column() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            HOURLY,
+            "--watermark",
+            "action, 10 minutes",
+        ],
+        "must be a TIMESTAMP",
+    );
+}
+
+#[test]
+fn watermark_malformed() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            HOURLY,
+            "--watermark",
+            "time",
+        ],
+        "write \"COLUMN, DELAY\"",
+    );
+}
+
+#[test]
+fn session_windows() {
+    expect_error(
+        &[
+            "--schema",
+            EVENTS_DDL,
+            "--sql",
+            "SELECT session_window(time, '5 minutes') AS s, count(*) AS n FROM source GROUP BY session_window(time, '5 minutes')",
+            "--output-mode",
+            "complete",
+        ],
+        "session_window() is not supported yet",
+    );
+}

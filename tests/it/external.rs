@@ -68,3 +68,122 @@ print(json.dumps({"rows": rows, "txn": dt.transaction_version("sluice-ext")}))
     assert_eq!(rows.len(), 100_000);
     assert_eq!(rows, want);
 }
+
+/// Python prints each row of `table` as `action|start_us|end_us|n`, sorted.
+fn python_window_rows(python: &str, table: &std::path::Path) -> Vec<String> {
+    let script = r#"
+import json, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1]).to_pyarrow_table()
+rows = []
+for r in t.to_pylist():
+    w = r["window"]
+    us = lambda d: int(d.timestamp() * 1_000_000)
+    rows.append("%s|%d|%d|%d" % (r["action"], us(w["start"]), us(w["end"]), r["n"]))
+print(json.dumps(sorted(rows)))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, table.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
+                      GROUP BY action, window(time, '1 hour')";
+
+async fn expected_hourly(src: &std::path::Path, closed: bool) -> Vec<String> {
+    let filter = if closed {
+        "WHERE ws + INTERVAL '1 hour' <= (SELECT max(time) FROM events) - INTERVAL '10 minutes'"
+    } else {
+        ""
+    };
+    expected_events(
+        src,
+        &format!(
+            "SELECT action || '|' || CAST(CAST(date_part('epoch', ws) AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
+             CAST(CAST(date_part('epoch', ws + INTERVAL '1 hour') AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
+             CAST(count(*) AS VARCHAR) \
+             FROM (SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events) \
+             {filter} GROUP BY action, ws"
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn python_deltalake_reads_complete_update_and_append_tables() {
+    let Some(python) = python() else { return };
+    for (mode, closed) in [("complete", false), ("update", false), ("append", true)] {
+        let dir = tempdir();
+        let table = dir.path().join(mode);
+        run_events(
+            &fixture("events"),
+            &table,
+            &[
+                "--sql",
+                HOURLY,
+                "--output-mode",
+                mode,
+                "--watermark",
+                "time, 10 minutes",
+                "--option",
+                "maxFilesPerTrigger=7",
+            ],
+        );
+        let got = python_window_rows(&python, &table);
+        let want = expected_hourly(&fixture("events"), closed).await;
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn state_survives_vacuum_by_another_engine() {
+    let Some(python) = python() else { return };
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("t");
+    copy_files(&fixture("events"), &src, 0..20);
+    let args = [
+        "--sql",
+        HOURLY,
+        "--output-mode",
+        "update",
+        "--watermark",
+        "time, 10 minutes",
+        "--option",
+        "maxFilesPerTrigger=3",
+    ];
+    run_events(&src, &table, &args);
+    let vacuum = r#"
+import sys
+from deltalake import DeltaTable
+dt = DeltaTable(sys.argv[1])
+removed = dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+print(len(removed))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", vacuum, table.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "vacuum: {}", stderr(&out));
+    let removed: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(
+        removed > 0,
+        "update mode left rewritten files for vacuum to delete"
+    );
+    let state_dir = table.join("_sluice/queries/default/state");
+    assert!(
+        std::fs::read_dir(&state_dir).unwrap().count() > 0,
+        "state files survive vacuum"
+    );
+    // The query resumes from its persisted state and ends exact.
+    copy_files(&fixture("events"), &src, 20..50);
+    run_events(&src, &table, &args);
+    assert_eq!(
+        python_window_rows(&python, &table),
+        expected_hourly(&src, false).await
+    );
+}

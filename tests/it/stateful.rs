@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::common::*;
 
-const AGGS: &str = "count(*) AS n, min(time) AS first, max(time) AS last, \
+const AGGS: &str =
+    "count(*) AS n, count(action) AS n_action, min(time) AS first, max(time) AS last, \
     sum(CAST(date_part('second', time) AS BIGINT)) AS secs, \
     round(avg(date_part('second', time)), 6) AS avg_sec";
 
@@ -13,7 +14,7 @@ fn window_sql(window: &str) -> String {
 }
 
 const TABLE_SQL: &str =
-    "SELECT action, \"window\"['start'], \"window\"['end'], n, first, last, secs, avg_sec FROM t";
+    "SELECT action, \"window\"['start'], \"window\"['end'], n, n_action, first, last, secs, avg_sec FROM t";
 
 /// The batch computation: windows from DataFusion's date_bin, independent of Sluice's window().
 fn expected_sql(sliding: bool, closed_before_watermark: Option<&str>) -> String {
