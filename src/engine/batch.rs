@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, BooleanArray};
+use arrow::array::{Array, AsArray, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
+use arrow::compute::kernels::cmp::gt;
+use arrow::compute::prep_null_mask_filter;
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
@@ -105,10 +107,17 @@ impl Prepare {
         let Some(times) = times.as_primitive_opt::<TimestampMicrosecondType>() else {
             return Ok(expanded);
         };
-        let keep: BooleanArray = times
-            .iter()
-            .map(|t| Some(t.is_some_and(|t| t > watermark)))
-            .collect();
+        let bound = arrow::array::Scalar::new(
+            TimestampMicrosecondArray::from(vec![watermark])
+                .with_data_type(times.data_type().clone()),
+        );
+        let keep = gt(times, &bound).map_err(|e| PlanError::Execution(e.to_string()))?;
+        // A null time compares to null: such a row can join no window, so it is dropped.
+        let keep = if keep.null_count() > 0 {
+            prep_null_mask_filter(&keep)
+        } else {
+            keep
+        };
         let dropped = keep.len() - keep.true_count();
         stats
             .dropped_late
