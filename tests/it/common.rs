@@ -1,5 +1,6 @@
 //! Helpers: run the `sluice` binary, copy fixtures, read tables back, compute expected results.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -110,7 +111,20 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
 /// Read a Delta table with a query over it (the table is `t`), sorted rows.
 pub async fn table_rows(table: &Path, sql: &str) -> Vec<String> {
     let url = url::Url::from_directory_path(table).unwrap();
-    let mut t = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    table_rows_at(url, HashMap::new(), sql).await
+}
+
+/// Read a Delta table at any URL (e.g. `s3://`) with storage options.
+pub async fn table_rows_at(
+    url: url::Url,
+    options: HashMap<String, String>,
+    sql: &str,
+) -> Vec<String> {
+    let mut t = DeltaTableBuilder::from_url(url)
+        .unwrap()
+        .with_storage_options(options)
+        .build()
+        .unwrap();
     t.load().await.unwrap();
     let ctx = SessionContext::new();
     t.update_datafusion_session(&ctx.state()).unwrap();
@@ -155,7 +169,20 @@ pub async fn expected_events(dir: &Path, sql_over_raw: &str) -> Vec<String> {
 /// The txn version of a query, and the epoch ids of its STREAMING UPDATE commits in log order.
 pub async fn query_commits(table: &Path, app_id: &str) -> (Option<i64>, Vec<i64>) {
     let url = url::Url::from_directory_path(table).unwrap();
-    let mut t = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    query_commits_at(url, HashMap::new(), app_id).await
+}
+
+/// [`query_commits`] for a table at any URL.
+pub async fn query_commits_at(
+    url: url::Url,
+    options: HashMap<String, String>,
+    app_id: &str,
+) -> (Option<i64>, Vec<i64>) {
+    let mut t = DeltaTableBuilder::from_url(url)
+        .unwrap()
+        .with_storage_options(options)
+        .build()
+        .unwrap();
     t.load().await.unwrap();
     let version = t
         .snapshot()
@@ -190,4 +217,128 @@ pub fn stderr(out: &Output) -> String {
 /// A temporary directory that lives for the test.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
+}
+
+/// A moto S3 server on a free loopback port, stopped when dropped. The test command installs
+/// moto and sets SLUICE_MOTO to its `moto_server`; CI always has it.
+pub struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Start a server, or `None` (outside CI) when moto is not installed.
+    pub fn start() -> Option<Moto> {
+        let Ok(binary) = std::env::var("SLUICE_MOTO") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the S3 tests: set SLUICE_MOTO (scripts/test does)"
+            );
+            eprintln!("SLUICE_MOTO unset: S3 test not run (scripts/test sets it)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, port };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed().as_secs() < 30, "moto did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// The AWS settings that point at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "AWS_ENDPOINT_URL".into(),
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ]
+    }
+
+    /// The same settings as deltalake storage options.
+    pub fn options(&self) -> HashMap<String, String> {
+        self.env().into_iter().collect()
+    }
+
+    /// Create a bucket (moto takes unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+
+    /// Upload files under `prefix` of `bucket`, one after the other.
+    pub async fn upload(&self, bucket: &str, prefix: &str, files: &[PathBuf]) {
+        use object_store::ObjectStoreExt;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("http://127.0.0.1:{}", self.port))
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_bucket_name(bucket)
+            .build()
+            .unwrap();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy();
+            let path = object_store::path::Path::from(format!("{prefix}/{name}"));
+            store
+                .put(&path, std::fs::read(f).unwrap().into())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The sluice command with this server's settings.
+    pub fn sluice(&self) -> Command {
+        let mut cmd = sluice();
+        cmd.envs(self.env());
+        cmd
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The files of a fixture, in name order.
+pub fn fixture_files(name: &str, range: std::ops::Range<usize>) -> Vec<PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(fixture(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .skip(range.start)
+        .take(range.end - range.start)
+        .collect()
 }

@@ -2,8 +2,9 @@
 //! compare the final table with a batch computation over the input.
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,21 +13,78 @@ use rand::{Rng, SeedableRng};
 
 use crate::common::*;
 
-/// Kill `sluice run` with `extra` flags at 24 random moments over a 50-file ingest (one file
-/// per batch), restarting each time, then let it finish. Returns the table directory (inside
-/// `dir`) and the source directory.
-fn ingest_with_kills(dir: &Path, query: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
-    let src = dir.join("src");
-    let table = dir.join("table");
-    copy_files(&fixture("events"), &src, 0..50);
+/// Where a crash test reads from and writes to.
+struct Target {
+    src: String,
+    table: String,
+    url: url::Url,
+    options: HashMap<String, String>,
+    env: Vec<(String, String)>,
+}
+
+impl Target {
+    /// Local directories under `dir`, the source holding the 50 event files.
+    fn local(dir: &Path) -> Target {
+        let src = dir.join("src");
+        let table = dir.join("table");
+        copy_files(&fixture("events"), &src, 0..50);
+        Target {
+            src: src.to_str().unwrap().to_string(),
+            table: table.to_str().unwrap().to_string(),
+            url: url::Url::from_directory_path(&table).unwrap(),
+            options: HashMap::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// A bucket on the moto server, the source prefix holding the 50 event files.
+    async fn s3(moto: &Moto) -> Target {
+        moto.create_bucket("crash");
+        moto.upload("crash", "src", &fixture_files("events", 0..50))
+            .await;
+        Target {
+            src: "s3://crash/src".into(),
+            table: "s3://crash/table".into(),
+            url: url::Url::parse("s3://crash/table").unwrap(),
+            options: moto.options(),
+            env: moto.env(),
+        }
+    }
+
+    fn sluice(&self) -> std::process::Command {
+        let mut cmd = sluice();
+        cmd.envs(self.env.clone());
+        cmd
+    }
+
+    async fn rows(&self, sql: &str) -> Vec<String> {
+        table_rows_at(self.url.clone(), self.options.clone(), sql).await
+    }
+
+    async fn assert_txns(&self, query: &str, last: i64) {
+        let app = format!("sluice-{query}");
+        let (version, epochs) =
+            query_commits_at(self.url.clone(), self.options.clone(), &app).await;
+        assert_eq!(version, Some(last));
+        assert_eq!(
+            epochs,
+            (0..=last).collect::<Vec<_>>(),
+            "txn versions must run 0..N-1 with no gap or repeat"
+        );
+    }
+}
+
+/// Kill `sluice run` with `extra` flags at random moments over a 50-file ingest (one file per
+/// batch), restarting each time, then let it finish.
+fn ingest_with_kills(target: &Target, query: &str, extra: &[&str]) {
     let mut args = vec![
         "run",
         "--source",
-        src.to_str().unwrap(),
+        &target.src,
         "--schema",
         EVENTS_DDL,
         "--sink",
-        table.to_str().unwrap(),
+        &target.table,
         "--option",
         "maxFilesPerTrigger=1",
         "--query-name",
@@ -43,28 +101,35 @@ fn ingest_with_kills(dir: &Path, query: &str, extra: &[&str]) -> (PathBuf, PathB
     // one batch before it dies: the 50 batches outlast the kills (at least 24, more until both
     // the before-commit and after-commit moments were hit).
     let mut phases_hit = BTreeSet::new();
+    let mut max_deadline_ms: u64 = 350;
     let mut kills = 0;
     let mut finished = false;
     let mut attempts = 0;
     let covered = |p: &BTreeSet<String>| p.contains("written") && p.contains("committed");
     while (kills < 24 || !covered(&phases_hit)) && kills < 60 && attempts < 200 {
         attempts += 1;
-        let mut child = sluice()
+        let mut child = target
+            .sluice()
             .args(&args)
             .env("SLUICE_TEST_PAUSE_MS", "60")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let last_phase = Arc::new(Mutex::new(None::<String>));
+        let committed_any = Arc::new(Mutex::new(false));
         let errors = Arc::new(Mutex::new(Vec::<String>::new()));
         let reader = {
             let stderr = child.stderr.take().unwrap();
             let last_phase = last_phase.clone();
+            let committed_any = committed_any.clone();
             let errors = errors.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     if let Some(rest) = line.strip_prefix("sluice-phase ") {
                         let phase = rest.split(' ').next().unwrap_or_default().to_string();
+                        if phase == "committed" {
+                            *committed_any.lock().unwrap() = true;
+                        }
                         *last_phase.lock().unwrap() = Some(phase);
                     } else {
                         errors.lock().unwrap().push(line);
@@ -72,7 +137,7 @@ fn ingest_with_kills(dir: &Path, query: &str, extra: &[&str]) -> (PathBuf, PathB
                 }
             })
         };
-        let deadline = Duration::from_millis(rng.gen_range(30..350));
+        let deadline = Duration::from_millis(rng.gen_range(30..max_deadline_ms));
         let started = Instant::now();
         let mut exited = None;
         while started.elapsed() < deadline {
@@ -98,6 +163,14 @@ fn ingest_with_kills(dir: &Path, query: &str, extra: &[&str]) -> (PathBuf, PathB
                 child.wait().unwrap();
                 reader.join().unwrap();
                 kills += 1;
+                // A run that committed nothing (slow storage, a big restore) earns the next one
+                // more time, and one that did gives it back, so that kills keep landing all
+                // through the protocol whatever a batch costs.
+                if *committed_any.lock().unwrap() {
+                    max_deadline_ms = (max_deadline_ms * 2 / 3).max(350);
+                } else {
+                    max_deadline_ms = (max_deadline_ms * 3 / 2).min(5_000);
+                }
                 if let Some(p) = last_phase.lock().unwrap().clone() {
                     phases_hit.insert(p);
                 }
@@ -106,7 +179,8 @@ fn ingest_with_kills(dir: &Path, query: &str, extra: &[&str]) -> (PathBuf, PathB
     }
     if !finished {
         // Finish the ingest without kills.
-        run_ok(&args);
+        let out = target.sluice().args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
     }
     assert!(
         kills >= 20,
@@ -116,29 +190,28 @@ fn ingest_with_kills(dir: &Path, query: &str, extra: &[&str]) -> (PathBuf, PathB
         phases_hit.contains("written") && phases_hit.contains("committed"),
         "kills must land between data upload and commit, and just after a commit; hit {phases_hit:?}"
     );
-    (table, src)
 }
 
-async fn assert_txns(table: &Path, query: &str, last: i64) {
-    let (version, epochs) = query_commits(table, &format!("sluice-{query}")).await;
-    assert_eq!(version, Some(last));
-    assert_eq!(
-        epochs,
-        (0..=last).collect::<Vec<_>>(),
-        "txn versions must run 0..N-1 with no gap or repeat"
-    );
+async fn append_only_exact(target: &Target) {
+    ingest_with_kills(target, "crashy", &[]);
+    let got = target.rows("SELECT time, action FROM t").await;
+    let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+    assert_eq!(got.len(), want.len(), "row count differs from the input");
+    assert_eq!(got, want);
+    // 50 files, 1 per batch: batches 0..=49.
+    target.assert_txns("crashy", 49).await;
 }
 
 #[tokio::test]
 async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     let dir = tempdir();
-    let (table, src) = ingest_with_kills(dir.path(), "crashy", &[]);
-    let got = table_rows(&table, "SELECT time, action FROM t").await;
-    let want = expected_events(&src, "SELECT time, action FROM events").await;
-    assert_eq!(got.len(), want.len(), "row count differs from the input");
-    assert_eq!(got, want);
-    // 50 files, 1 per batch: batches 0..=49.
-    assert_txns(&table, "crashy", 49).await;
+    append_only_exact(&Target::local(dir.path())).await;
+}
+
+#[tokio::test]
+async fn sigkill_on_s3_loses_and_repeats_nothing() {
+    let Some(moto) = Moto::start() else { return };
+    append_only_exact(&Target::s3(&moto).await).await;
 }
 
 const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
@@ -164,63 +237,45 @@ fn expected_windows(sliding: bool, closed: bool) -> String {
 
 const WINDOW_ROWS: &str = "SELECT action, \"window\"['start'], \"window\"['end'], n FROM t";
 
+async fn windowed_exact(target: &Target, mode: &str) {
+    let (sql, sliding, closed, last) = match mode {
+        "complete" => (HOURLY, false, false, 49),
+        "update" => (SLIDING, true, false, 50),
+        _ => (HOURLY, false, true, 50),
+    };
+    let mut extra = vec!["--sql", sql, "--output-mode", mode];
+    if mode != "complete" {
+        extra.extend(["--watermark", "time, 10 minutes"]);
+    }
+    ingest_with_kills(target, mode, &extra);
+    assert_eq!(
+        target.rows(WINDOW_ROWS).await,
+        expected_events(&fixture("events"), &expected_windows(sliding, closed)).await
+    );
+    // With a watermark, a last no-data batch moves it past the end of the input.
+    target.assert_txns(mode, last).await;
+}
+
 #[tokio::test]
 async fn sigkill_in_complete_mode() {
     let dir = tempdir();
-    let (table, src) = ingest_with_kills(
-        dir.path(),
-        "complete",
-        &["--sql", HOURLY, "--output-mode", "complete"],
-    );
-    assert_eq!(
-        table_rows(&table, WINDOW_ROWS).await,
-        expected_events(&src, &expected_windows(false, false)).await
-    );
-    assert_txns(&table, "complete", 49).await;
+    windowed_exact(&Target::local(dir.path()), "complete").await;
 }
 
 #[tokio::test]
 async fn sigkill_in_update_mode() {
     let dir = tempdir();
-    let (table, src) = ingest_with_kills(
-        dir.path(),
-        "update",
-        &[
-            "--sql",
-            SLIDING,
-            "--output-mode",
-            "update",
-            "--watermark",
-            "time, 10 minutes",
-        ],
-    );
-    assert_eq!(
-        table_rows(&table, WINDOW_ROWS).await,
-        expected_events(&src, &expected_windows(true, false)).await
-    );
-    // 50 batches of files, then the no-data batch that moves the watermark past the end.
-    assert_txns(&table, "update", 50).await;
+    windowed_exact(&Target::local(dir.path()), "update").await;
 }
 
 #[tokio::test]
 async fn sigkill_in_append_mode() {
     let dir = tempdir();
-    let (table, src) = ingest_with_kills(
-        dir.path(),
-        "append",
-        &[
-            "--sql",
-            HOURLY,
-            "--output-mode",
-            "append",
-            "--watermark",
-            "time, 10 minutes",
-        ],
-    );
-    assert_eq!(
-        table_rows(&table, WINDOW_ROWS).await,
-        expected_events(&src, &expected_windows(false, true)).await
-    );
-    // 50 batches of files, then the no-data batch that moves the watermark past the end.
-    assert_txns(&table, "append", 50).await;
+    windowed_exact(&Target::local(dir.path()), "append").await;
+}
+
+#[tokio::test]
+async fn sigkill_on_s3_in_update_mode() {
+    let Some(moto) = Moto::start() else { return };
+    windowed_exact(&Target::s3(&moto).await, "update").await;
 }

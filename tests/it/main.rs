@@ -10,4 +10,5 @@ mod external;
 mod inspect;
 mod parse_modes;
 mod restart;
+mod s3;
 mod stateful;

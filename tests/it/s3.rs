@@ -1,0 +1,101 @@
+//! Source and sink on a real S3-compatible server (moto): the same code path as local disk.
+
+use crate::common::*;
+
+const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
+                      GROUP BY action, window(time, '1 hour')";
+
+#[tokio::test]
+async fn events_from_s3_into_an_s3_table() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lake");
+    moto.upload("lake", "landing/events", &fixture_files("events", 0..50))
+        .await;
+    let out = moto
+        .sluice()
+        .args([
+            "run",
+            "--source",
+            "s3://lake/landing/events",
+            "--schema",
+            EVENTS_DDL,
+            "--sink",
+            "s3://lake/tables/events",
+            "--option",
+            "maxFilesPerTrigger=20",
+            "--query-name",
+            "s3",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = url::Url::parse("s3://lake/tables/events").unwrap();
+    let got = table_rows_at(url, moto.options(), "SELECT time, action FROM t").await;
+    let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+    assert_eq!(got.len(), 100_000);
+    assert_eq!(got, want);
+    let inspect = moto
+        .sluice()
+        .args([
+            "inspect",
+            "s3://lake/tables/events",
+            "--json",
+            "--limit",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(report["queries"][0]["lastBatchId"], 2);
+}
+
+#[tokio::test]
+async fn windowed_update_mode_on_s3_with_state_in_the_bucket() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lake");
+    moto.upload("lake", "in", &fixture_files("events", 0..25))
+        .await;
+    let run = |moto: &Moto| {
+        moto.sluice()
+            .args([
+                "run",
+                "--source",
+                "s3://lake/in",
+                "--schema",
+                EVENTS_DDL,
+                "--sink",
+                "s3://lake/hourly",
+                "--sql",
+                HOURLY,
+                "--output-mode",
+                "update",
+                "--watermark",
+                "time, 10 minutes",
+                "--option",
+                "maxFilesPerTrigger=10",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run(&moto);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A restart restores the state from the bucket and carries on.
+    moto.upload("lake", "in", &fixture_files("events", 25..50))
+        .await;
+    let out = run(&moto);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = url::Url::parse("s3://lake/hourly").unwrap();
+    let got = table_rows_at(
+        url,
+        moto.options(),
+        "SELECT action, \"window\"['start'], n FROM t",
+    )
+    .await;
+    let want = expected_events(
+        &fixture("events"),
+        "SELECT action, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws, count(*) \
+         FROM events GROUP BY action, ws",
+    )
+    .await;
+    assert_eq!(got, want);
+}
