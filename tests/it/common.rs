@@ -199,6 +199,15 @@ pub async fn query_commits_at(
         if info.operation.as_deref() != Some("STREAMING UPDATE") {
             continue;
         }
+        // Only this query's commits (several queries may write one table).
+        let name = info
+            .info
+            .get("sluice")
+            .and_then(|s| s.get("queryName"))
+            .and_then(|n| n.as_str());
+        if name.map(|n| format!("sluice-{n}")).as_deref() != Some(app_id) {
+            continue;
+        }
         let params = info.operation_parameters.clone().unwrap_or_default();
         if let Some(serde_json::Value::Number(n)) = params.get("epochId") {
             epochs.push(n.as_i64().unwrap());

@@ -99,3 +99,65 @@ async fn windowed_update_mode_on_s3_with_state_in_the_bucket() {
     .await;
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn two_queries_appending_to_one_s3_table_lose_no_commit() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lake");
+    moto.upload("lake", "a", &fixture_files("events", 0..20))
+        .await;
+    moto.upload("lake", "b", &fixture_files("events", 20..40))
+        .await;
+    let spawn = |src: &str, name: &str| {
+        moto.sluice()
+            .args([
+                "run",
+                "--source",
+                src,
+                "--schema",
+                EVENTS_DDL,
+                "--sink",
+                "s3://lake/shared",
+                "--option",
+                "maxFilesPerTrigger=1",
+                "--query-name",
+                name,
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The table exists first, so that both writers race on appends, not on creation.
+    let first = moto
+        .sluice()
+        .args([
+            "run",
+            "--source",
+            "s3://lake/a",
+            "--schema",
+            EVENTS_DDL,
+            "--sink",
+            "s3://lake/shared",
+            "--option",
+            "maxFilesPerTrigger=1",
+            "--query-name",
+            "a",
+            "--trigger",
+            "once",
+        ])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let (a, b) = (spawn("s3://lake/a", "a"), spawn("s3://lake/b", "b"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    let url = url::Url::parse("s3://lake/shared").unwrap();
+    let count = table_rows_at(url.clone(), moto.options(), "SELECT count(*) FROM t").await;
+    assert_eq!(count, vec![(40 * 2000).to_string()]);
+    // Query a: one `once` batch of all 20 files, nothing left after; query b: 20 batches.
+    let (va, ea) = query_commits_at(url.clone(), moto.options(), "sluice-a").await;
+    let (vb, eb) = query_commits_at(url, moto.options(), "sluice-b").await;
+    assert_eq!((va, ea), (Some(0), vec![0]));
+    assert_eq!((vb, eb), (Some(19), (0..=19).collect::<Vec<_>>()));
+}
