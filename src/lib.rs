@@ -21,6 +21,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod inspect;
+pub mod maintenance;
 pub mod plan;
 pub mod sink;
 pub mod source;

@@ -91,6 +91,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ending?;
             Ok(())
         }
+        Command::Optimize(args) => {
+            let report = sluice::maintenance::optimize(&args.table, args.target_size).await?;
+            println!(
+                "optimized {}: {} small files compacted into {} (version {})",
+                args.table, report.files_removed, report.files_added, report.version
+            );
+            Ok(())
+        }
+        Command::Vacuum(args) => {
+            let report =
+                sluice::maintenance::vacuum(&args.table, args.retention_hours, args.dry_run)
+                    .await?;
+            let verb = if report.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            println!(
+                "vacuumed {}: {verb} {} files",
+                args.table, report.files_deleted
+            );
+            Ok(())
+        }
         Command::Inspect(args) => {
             let report = sluice::inspect::inspect(&args.table, args.limit).await?;
             if args.json {

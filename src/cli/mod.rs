@@ -28,6 +28,35 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show a table's schema, size, streaming queries and first rows.
     Inspect(InspectArgs),
+    /// Compact a table's small files (a dataChange=false commit; safe beside a running stream).
+    Optimize(OptimizeArgs),
+    /// Delete files no longer in a table (never the queries' records and state under _sluice/).
+    Vacuum(VacuumArgs),
+}
+
+/// `sluice optimize` flags.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// The table (local path or s3://bucket/prefix).
+    #[arg(value_name = "TABLE")]
+    pub table: String,
+    /// Target size of compacted files, in bytes (default: the table's, 100 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub target_size: Option<u64>,
+}
+
+/// `sluice vacuum` flags.
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// The table (local path or s3://bucket/prefix).
+    #[arg(value_name = "TABLE")]
+    pub table: String,
+    /// Keep files removed less than this many hours ago (default: the table's retention, 7 days).
+    #[arg(long, value_name = "HOURS")]
+    pub retention_hours: Option<u64>,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Live progress styles.

@@ -466,3 +466,15 @@ fn session_windows() {
         "session_window() is not supported yet",
     );
 }
+
+#[test]
+fn optimize_and_vacuum_of_a_non_table() {
+    let dir = tempdir();
+    for cmd in ["optimize", "vacuum"] {
+        let out = run(&[cmd, dir.path().to_str().unwrap()]);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
+        assert!(err.contains("is not a Delta table"), "{cmd}: {err}");
+    }
+}

@@ -8,6 +8,7 @@ mod end_to_end;
 mod errors;
 mod external;
 mod inspect;
+mod maintenance;
 mod parse_modes;
 mod restart;
 mod s3;
