@@ -408,6 +408,13 @@ impl Engine {
         if let Err(e) = self.records.expire(record.batch_id).await {
             tracing::warn!("could not delete old batch records: {e}");
         }
+        if record.batch_id > 0 && record.batch_id % crate::sink::LOG_CLEANUP_EVERY == 0 {
+            match self.sink.cleanup_logs().await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired log files cleaned up"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("could not clean up expired log files: {e}"),
+            }
+        }
         self.next_batch = record.batch_id + 1;
         Ok(self.progress(
             record,

@@ -185,6 +185,16 @@ impl Engine {
             None
         };
         let next_batch = committed.map_or(0, |v| v + 1);
+        // Without a txn for the query, batch 1 can only have been planned after batch 0 was
+        // committed: its record means the txn expired (delta.setTransactionRetentionDuration),
+        // and starting over would read the source twice.
+        if committed.is_none() && records.read(1).await?.is_some() {
+            return Err(SinkError::Inconsistent(format!(
+                "the table no longer holds the transaction record of query `{}` (expired by delta.setTransactionRetentionDuration?), though the query has committed batches; resuming would duplicate data: unset the retention, or start a new --query-name on a new table",
+                cfg.query_name
+            ))
+            .into());
+        }
         // The newest record tells the query id and the remembered schema.
         let newest = match records.read(next_batch).await? {
             Some(pending) => Some(pending),

@@ -62,6 +62,14 @@ pub fn table_at(location: &Location) -> Result<DeltaTable, SinkError> {
         .build()?)
 }
 
+/// Checkpoint interval of the tables Sluice creates. A micro-batch commit costs more with every
+/// commit since the last checkpoint, and streams commit often, so checkpoints come more often
+/// than Delta's default of 100 commits.
+pub const CHECKPOINT_INTERVAL: &str = "20";
+
+/// Expired log files are cleaned up once every this many batches, not after every commit.
+pub const LOG_CLEANUP_EVERY: i64 = 100;
+
 /// Files above this many buffered bytes are flushed to storage mid-batch.
 const FLUSH_BYTES: usize = 128 << 20;
 
@@ -170,12 +178,23 @@ impl DeltaSink {
             .with_log_store(self.table.log_store())
             .with_columns(columns)
             .with_partition_columns(self.partition_by.clone())
+            .with_configuration_property(
+                deltalake::TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL),
+            )
             .with_save_mode(SaveMode::Ignore)
             .await?;
         self.table = created;
         self.table.load().await?;
         self.exists = true;
         Ok(())
+    }
+
+    /// Delete log files past the table's log retention (30 days by default) that a checkpoint
+    /// covers. Run now and then, not per commit: it lists the log.
+    pub async fn cleanup_logs(&mut self) -> Result<usize, SinkError> {
+        self.table.update_incremental(None).await?;
+        Ok(deltalake::checkpoints::cleanup_metadata(&self.table, None).await?)
     }
 
     /// A writer for one batch's data files.

@@ -120,3 +120,66 @@ fn terminate(child: &std::process::Child) {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn streaming_tables_checkpoint_every_20_commits() {
+    let dir = tempdir();
+    let table = dir.path().join("t");
+    run_events(
+        &fixture("events"),
+        &table,
+        &["--option", "maxFilesPerTrigger=1"],
+    );
+    let log = table.join("_delta_log");
+    assert!(log
+        .join("00000000000000000019.checkpoint.parquet")
+        .is_file());
+    assert!(log
+        .join("00000000000000000039.checkpoint.parquet")
+        .is_file());
+    assert!(!log.join("00000000000000000009.checkpoint.parquet").exists());
+}
+
+#[tokio::test]
+async fn a_lost_txn_record_stops_the_query_instead_of_duplicating() {
+    let dir = tempdir();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    let (src, q) = (
+        fixture("events"),
+        ["--option", "maxFilesPerTrigger=20", "--query-name", "q"],
+    );
+    run_events(&src, &first, &q);
+    // A table that holds query q's records but not its txn (as after txn retention expired it).
+    run_events(
+        &src,
+        &second,
+        &["--option", "maxFilesPerTrigger=20", "--query-name", "other"],
+    );
+    let from = first.join("_sluice/queries/q");
+    let to = second.join("_sluice/queries/q");
+    std::fs::create_dir_all(to.join("batches")).unwrap();
+    for entry in std::fs::read_dir(from.join("batches")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join("batches").join(path.file_name().unwrap())).unwrap();
+    }
+    let before = table_rows(&second, "SELECT count(*) FROM t").await;
+    let mut args = vec![
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+    ];
+    args.extend(["--sink", second.to_str().unwrap()]);
+    args.extend(q);
+    let out = crate::common::run(&args);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no longer holds the transaction record of query `q`"),
+        "{err}"
+    );
+    assert_eq!(table_rows(&second, "SELECT count(*) FROM t").await, before);
+}
