@@ -351,3 +351,38 @@ pub fn fixture_files(name: &str, range: std::ops::Range<usize>) -> Vec<PathBuf> 
         .take(range.end - range.start)
         .collect()
 }
+
+/// Hourly counts per action, as `sluice run --sql HOURLY` writes them.
+pub const HOURLY: &str =
+    "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
+                          GROUP BY action, window(time, '1 hour')";
+
+/// The batch computation of [`HOURLY`] over `src`, rows as `action|start_us|end_us|n`; with
+/// `closed`, only the windows a 10-minute watermark has closed by the end of the input.
+pub async fn expected_hourly(src: &Path, closed: bool) -> Vec<String> {
+    let filter = if closed {
+        "WHERE ws + INTERVAL '1 hour' <= (SELECT max(time) FROM events) - INTERVAL '10 minutes'"
+    } else {
+        ""
+    };
+    expected_events(
+        src,
+        &format!(
+            "SELECT action || '|' || CAST(CAST(date_part('epoch', ws) AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
+             CAST(CAST(date_part('epoch', ws + INTERVAL '1 hour') AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
+             CAST(count(*) AS VARCHAR) \
+             FROM (SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events) \
+             {filter} GROUP BY action, ws"
+        ),
+    )
+    .await
+}
+
+/// The events of `src` as `time_us|action` rows.
+pub async fn expected_event_rows(src: &Path) -> Vec<String> {
+    expected_events(
+        src,
+        "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM events",
+    )
+    .await
+}

@@ -90,28 +90,6 @@ print(json.dumps(sorted(rows)))
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
-                      GROUP BY action, window(time, '1 hour')";
-
-async fn expected_hourly(src: &std::path::Path, closed: bool) -> Vec<String> {
-    let filter = if closed {
-        "WHERE ws + INTERVAL '1 hour' <= (SELECT max(time) FROM events) - INTERVAL '10 minutes'"
-    } else {
-        ""
-    };
-    expected_events(
-        src,
-        &format!(
-            "SELECT action || '|' || CAST(CAST(date_part('epoch', ws) AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
-             CAST(CAST(date_part('epoch', ws + INTERVAL '1 hour') AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
-             CAST(count(*) AS VARCHAR) \
-             FROM (SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events) \
-             {filter} GROUP BY action, ws"
-        ),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn python_deltalake_reads_complete_update_and_append_tables() {
     let Some(python) = python() else { return };

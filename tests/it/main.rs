@@ -10,6 +10,7 @@ mod external;
 mod inspect;
 mod maintenance;
 mod parse_modes;
+mod readers;
 mod restart;
 mod s3;
 mod stateful;
