@@ -56,15 +56,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // A panic inside a library task (a storage client after a failed upload, say) reaches the
+    // query as an error; keep its multi-line report off stderr so that the user sees one line.
+    std::panic::set_hook(Box::new(|info| {
+        let text = info.to_string().replace('\n', " ");
+        tracing::debug!("panic: {text}");
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(text);
+        }
+    }));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli))));
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             let text = e.to_string().replace('\n', " ");
             eprintln!("error: {text}");
             ExitCode::FAILURE
         }
+        Err(_) => {
+            let last = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            eprintln!("error: internal failure ({last}); what was committed stays committed, run again to resume");
+            ExitCode::FAILURE
+        }
     }
 }
+
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

@@ -42,10 +42,10 @@ pub enum SinkError {
     #[error("{0}")]
     Inconsistent(String),
     /// Delta failed.
-    #[error("delta table error: {0}")]
+    #[error("delta table error: {0}; fix the table's storage (location, AWS_* settings) and run again: committed batches are kept")]
     Delta(#[from] DeltaTableError),
     /// Object storage failed.
-    #[error("table storage error: {0}")]
+    #[error("table storage error: {0}; fix the table's storage (location, AWS_* settings) and run again: committed batches are kept")]
     Storage(#[from] object_store::Error),
     /// Arrow failed on the data.
     #[error("output data error: {0}")]

@@ -52,7 +52,7 @@ pub enum SourceError {
     #[error("{0}")]
     Location(String),
     /// Object storage failed.
-    #[error("source storage error: {0}")]
+    #[error("source storage error: {0}; fix access to the source (location, AWS_* settings) and run again: committed batches are kept")]
     Storage(#[from] object_store::Error),
     /// Arrow failed on the data.
     #[error("source data error: {0}")]

@@ -27,7 +27,7 @@ pub enum StateError {
     #[error("{0}")]
     Persisted(String),
     /// Storage failed.
-    #[error("state storage error: {0}")]
+    #[error("state storage error: {0}; fix the table's storage (location, AWS_* settings) and run again: committed batches are kept")]
     Storage(#[from] object_store::Error),
 }
 

@@ -280,6 +280,11 @@ impl Moto {
         ]
     }
 
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The same settings as deltalake storage options.
     pub fn options(&self) -> HashMap<String, String> {
         self.env().into_iter().collect()

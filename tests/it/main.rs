@@ -7,6 +7,7 @@ mod crash;
 mod end_to_end;
 mod errors;
 mod external;
+mod faults;
 mod inspect;
 mod maintenance;
 mod parse_modes;

@@ -1,0 +1,235 @@
+//! Storage faults: an HTTP proxy in front of the moto server fails chosen S3 operations
+//! (list, get of source data, put of data files, put of the commit), transiently or
+//! permanently. Transient failures are retried and the table ends exact; permanent ones stop
+//! the query with a one-line error, and a rerun once storage is healthy ends exact too.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use crate::common::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    List,
+    GetData,
+    PutData,
+    PutCommit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Fail the first N matching requests with 503 SlowDown.
+    Transient(usize),
+    /// Fail every matching request with 403 AccessDenied.
+    Permanent,
+}
+
+fn classify(method: &str, target: &str) -> Option<Op> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match method {
+        "GET" if query.contains("list-type=2") => Some(Op::List),
+        "GET" if path.contains("/src/") => Some(Op::GetData),
+        "PUT" if path.contains("/part-") && path.ends_with(".parquet") => Some(Op::PutData),
+        "PUT" if path.contains("/_delta_log/0") && path.ends_with(".json") => Some(Op::PutCommit),
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+struct Rules {
+    faults: HashMap<Op, Fault>,
+    injected: usize,
+}
+
+/// A one-request-per-connection HTTP proxy to moto that injects faults.
+struct FaultProxy {
+    port: u16,
+    rules: Arc<Mutex<Rules>>,
+}
+
+fn read_head(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+fn with_close(head: &str) -> String {
+    let mut lines: Vec<&str> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    lines.join("\r\n") + "\r\n\r\n"
+}
+
+fn error_response(status: &str, code: &str) -> String {
+    let body = format!(
+        "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"
+    );
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+impl FaultProxy {
+    fn start(upstream: u16) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rules = Arc::new(Mutex::new(Rules::default()));
+        let shared = rules.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let rules = shared.clone();
+                std::thread::spawn(move || {
+                    let Some((head, body)) = read_head(&mut client) else {
+                        return;
+                    };
+                    let mut words = head.split_whitespace();
+                    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let fault = classify(method, target).and_then(|op| {
+                        let mut r = rules.lock().unwrap();
+                        let fault = match r.faults.get(&op).copied() {
+                            Some(Fault::Transient(n)) if n > 0 => {
+                                r.faults.insert(op, Fault::Transient(n - 1));
+                                Some(error_response("503 Service Unavailable", "SlowDown"))
+                            }
+                            Some(Fault::Permanent) => {
+                                Some(error_response("403 Forbidden", "AccessDenied"))
+                            }
+                            _ => None,
+                        };
+                        if fault.is_some() {
+                            r.injected += 1;
+                        }
+                        fault
+                    });
+                    if let Some(response) = fault {
+                        let _ = client.write_all(response.as_bytes());
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let _ = server.write_all(with_close(&head).as_bytes());
+                    let _ = server.write_all(&body);
+                    let mut response = Vec::new();
+                    let _ = server.read_to_end(&mut response);
+                    let split = response
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(0, |i| i + 4);
+                    let head = String::from_utf8_lossy(&response[..split]).to_string();
+                    let _ = client.write_all(with_close(&head).as_bytes());
+                    let _ = client.write_all(&response[split..]);
+                });
+            }
+        });
+        FaultProxy { port, rules }
+    }
+
+    fn set(&self, op: Op, fault: Fault) {
+        self.rules.lock().unwrap().faults.insert(op, fault);
+    }
+
+    fn clear(&self) {
+        self.rules.lock().unwrap().faults.clear();
+    }
+
+    fn injected(&self) -> usize {
+        self.rules.lock().unwrap().injected
+    }
+}
+
+fn run_through(moto: &Moto, proxy: &FaultProxy, table: &str) -> std::process::Output {
+    moto.sluice()
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", proxy.port),
+        )
+        .args([
+            "run",
+            "--source",
+            "s3://faults/src",
+            "--schema",
+            EVENTS_DDL,
+            "--sink",
+            table,
+            "--option",
+            "maxFilesPerTrigger=4",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_operation_fails_transiently_and_permanently() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("faults");
+    moto.upload("faults", "src", &fixture_files("events", 0..8))
+        .await;
+    let src_dir = tempdir();
+    copy_files(&fixture("events"), src_dir.path(), 0..8);
+    let want = expected_event_rows(src_dir.path()).await;
+    let proxy = FaultProxy::start(moto.port());
+    for (i, op) in [Op::List, Op::GetData, Op::PutData, Op::PutCommit]
+        .into_iter()
+        .enumerate()
+    {
+        // Transient: retried, and the table ends exact.
+        let table = format!("s3://faults/transient-{i}");
+        let before = proxy.injected();
+        proxy.set(op, Fault::Transient(2));
+        let out = run_through(&moto, &proxy, &table);
+        proxy.clear();
+        assert!(out.status.success(), "{op:?} transient: {}", stderr(&out));
+        assert_eq!(
+            proxy.injected() - before,
+            2,
+            "{op:?}: the faults were injected"
+        );
+        let url = url::Url::parse(&table).unwrap();
+        let got = table_rows_at(url.clone(), moto.options(), "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t").await;
+        assert_eq!(got, want, "{op:?} transient");
+
+        // Permanent: a one-line error, nothing half-committed; healthy again, a rerun ends exact.
+        let table = format!("s3://faults/permanent-{i}");
+        proxy.set(op, Fault::Permanent);
+        let out = run_through(&moto, &proxy, &table);
+        proxy.clear();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{op:?} permanent must fail");
+        assert_eq!(err.lines().count(), 1, "{op:?}: {err}");
+        assert!(err.starts_with("error: "), "{op:?}: {err}");
+        assert!(err.contains("run again"), "{op:?}: says what to do: {err}");
+        let out = run_through(&moto, &proxy, &table);
+        assert!(out.status.success(), "{op:?} rerun: {}", stderr(&out));
+        let url = url::Url::parse(&table).unwrap();
+        let got = table_rows_at(url.clone(), moto.options(), "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t").await;
+        assert_eq!(got, want, "{op:?} after a permanent fault");
+        let (version, epochs) = query_commits_at(url, moto.options(), "sluice-default").await;
+        assert_eq!(version, Some(1));
+        assert_eq!(epochs, vec![0, 1], "{op:?}: no batch committed twice");
+    }
+}
