@@ -196,6 +196,12 @@ impl DataStreamWriter {
         self
     }
 
+    /// Compact the table's small files every `n` batches, inside the stream (0: never).
+    pub fn compact_every(mut self, n: u32) -> Self {
+        self.frame.cfg.compact_every = n;
+        self
+    }
+
     /// A sink option: `partitionBy` (comma-separated) or `queryName`.
     pub fn option(mut self, key: &str, value: &str) -> Self {
         self.options.insert(key.to_string(), value.to_string());

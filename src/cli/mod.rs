@@ -109,6 +109,9 @@ pub struct RunArgs {
     /// Partition columns of the table, COL[,COL].
     #[arg(long, value_name = "COL[,COL]", value_delimiter = ',')]
     pub partition_by: Vec<String>,
+    /// Compact the table's small files every N batches, inside the stream (dataChange=false).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub compact_every: u32,
     /// Live progress on stderr: bar, json or none (default: bar on a terminal, else none).
     #[arg(long, value_enum)]
     pub progress: Option<ProgressStyle>,
@@ -165,6 +168,7 @@ impl RunArgs {
         cfg.query_name = self.query_name.clone();
         cfg.trigger = trigger;
         cfg.partition_by = partition_by;
+        cfg.compact_every = self.compact_every;
         Ok(cfg)
     }
 

@@ -408,6 +408,14 @@ impl Engine {
         if let Err(e) = self.records.expire(record.batch_id).await {
             tracing::warn!("could not delete old batch records: {e}");
         }
+        let every = i64::from(self.cfg.compact_every);
+        if every > 0 && (record.batch_id + 1) % every == 0 {
+            // Housekeeping: a failure here leaves the table as it was, and the stream goes on.
+            match self.sink.compact().await {
+                Ok(n) => tracing::info!(files = n, "small files compacted"),
+                Err(e) => tracing::warn!("could not compact small files: {e}"),
+            }
+        }
         if record.batch_id > 0 && record.batch_id % crate::sink::LOG_CLEANUP_EVERY == 0 {
             match self.sink.cleanup_logs().await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired log files cleaned up"),

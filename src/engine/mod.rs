@@ -77,6 +77,8 @@ pub struct QueryConfig {
     pub trigger: Trigger,
     /// Partition columns of a new table.
     pub partition_by: Vec<String>,
+    /// Compact the table's small files every this many batches (0: never).
+    pub compact_every: u32,
 }
 
 impl QueryConfig {
@@ -95,6 +97,7 @@ impl QueryConfig {
             query_name: "default".into(),
             trigger: Trigger::AvailableNow,
             partition_by: Vec::new(),
+            compact_every: 0,
         }
     }
 

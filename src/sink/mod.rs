@@ -197,6 +197,13 @@ impl DeltaSink {
         Ok(deltalake::checkpoints::cleanup_metadata(&self.table, None).await?)
     }
 
+    /// Compact small files (a `dataChange=false` commit); returns the files compacted.
+    pub async fn compact(&mut self) -> Result<u64, SinkError> {
+        let (table, metrics) = self.table.clone().optimize().await?;
+        self.table = table;
+        Ok(metrics.num_files_removed)
+    }
+
     /// A writer for one batch's data files.
     pub fn writer(&self) -> Result<BatchWriter, SinkError> {
         let writer = RecordBatchWriter::for_table(&self.table)?;

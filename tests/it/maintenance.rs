@@ -118,3 +118,37 @@ async fn compaction_beside_a_running_stream_does_not_break_it() {
     let last = version.unwrap();
     assert_eq!(epochs, (0..=last).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn automatic_compaction_inside_the_stream() {
+    let dir = tempdir();
+    let table = dir.path().join("t");
+    run_events(
+        &fixture("events"),
+        &table,
+        &[
+            "--option",
+            "maxFilesPerTrigger=2",
+            "--compact-every",
+            "10",
+            "--query-name",
+            "c",
+        ],
+    );
+    let out = run_ok(&["inspect", table.to_str().unwrap(), "--json", "--limit", "0"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 25 batches, compacted after batches 9 and 19 (and 24 is not a multiple): 1 + 1 + 5 files.
+    assert!(
+        report["numFiles"].as_u64().unwrap() <= 7,
+        "{}",
+        report["numFiles"]
+    );
+    assert_eq!(report["numRows"], 100_000);
+    assert_eq!(
+        table_rows(&table, "SELECT time, action FROM t").await,
+        expected_events(&fixture("events"), "SELECT time, action FROM events").await
+    );
+    let (version, epochs) = query_commits(&table, "sluice-c").await;
+    assert_eq!(version, Some(24));
+    assert_eq!(epochs, (0..=24).collect::<Vec<_>>());
+}
