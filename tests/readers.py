@@ -8,6 +8,7 @@ structs as their fields, nulls as NULL). Used by the integration tests (tests/it
 """
 import datetime
 import json
+import os
 import sys
 
 import duckdb
@@ -59,8 +60,10 @@ def main():
         )
     table = con.execute("SELECT * FROM delta_scan(?)", [uri]).to_arrow_table()
     out["duckdb"] = rows(table.to_pylist(), columns)
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
     main()
+    # Skip interpreter teardown: the readers' native threads may abort it after the answer.
+    os._exit(0)

@@ -37,14 +37,15 @@ async fn python_deltalake_reads_the_table_and_the_txn_version() {
         ],
     );
     let script = r#"
-import json, sys
+import json, os, sys
 from deltalake import DeltaTable
 dt = DeltaTable(sys.argv[1])
 t = dt.to_pyarrow_table()
 times = t.column("time").cast("int64").to_pylist()
 actions = t.column("action").to_pylist()
 rows = sorted("%d|%s" % (tm, a) for tm, a in zip(times, actions))
-print(json.dumps({"rows": rows, "txn": dt.transaction_version("sluice-ext")}))
+print(json.dumps({"rows": rows, "txn": dt.transaction_version("sluice-ext")}), flush=True)
+os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
     let out = Command::new(&python)
         .args(["-c", script, table.to_str().unwrap()])
@@ -72,7 +73,7 @@ print(json.dumps({"rows": rows, "txn": dt.transaction_version("sluice-ext")}))
 /// Python prints each row of `table` as `action|start_us|end_us|n`, sorted.
 fn python_window_rows(python: &str, table: &std::path::Path) -> Vec<String> {
     let script = r#"
-import json, sys
+import json, os, sys
 from deltalake import DeltaTable
 t = DeltaTable(sys.argv[1]).to_pyarrow_table()
 rows = []
@@ -80,7 +81,8 @@ for r in t.to_pylist():
     w = r["window"]
     us = lambda d: int(d.timestamp() * 1_000_000)
     rows.append("%s|%d|%d|%d" % (r["action"], us(w["start"]), us(w["end"]), r["n"]))
-print(json.dumps(sorted(rows)))
+print(json.dumps(sorted(rows)), flush=True)
+os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
     let out = Command::new(python)
         .args(["-c", script, table.to_str().unwrap()])
@@ -136,11 +138,12 @@ async fn state_survives_vacuum_by_another_engine() {
     ];
     run_events(&src, &table, &args);
     let vacuum = r#"
-import sys
+import os, sys
 from deltalake import DeltaTable
 dt = DeltaTable(sys.argv[1])
 removed = dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-print(len(removed))
+print(len(removed), flush=True)
+os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
     let out = Command::new(&python)
         .args(["-c", vacuum, table.to_str().unwrap()])
