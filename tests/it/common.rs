@@ -391,3 +391,19 @@ pub async fn expected_event_rows(src: &Path) -> Vec<String> {
     )
     .await
 }
+
+/// The Python with the external Delta readers (deltalake, Polars, DuckDB), or `None` outside CI
+/// when it is not installed. The test command installs it and sets SLUICE_PYTHON.
+pub fn external_python() -> Option<String> {
+    match std::env::var("SLUICE_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the external-reader tests: set SLUICE_PYTHON (scripts/test does)"
+            );
+            eprintln!("SLUICE_PYTHON unset: external reader test not run (scripts/test sets it)");
+            None
+        }
+    }
+}

@@ -5,23 +5,11 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn python() -> Option<String> {
-    match std::env::var("SLUICE_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the external-reader tests: set SLUICE_PYTHON (scripts/test does)"
-            );
-            eprintln!("SLUICE_PYTHON unset: external reader test not run (scripts/test sets it)");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn python_deltalake_reads_the_table_and_the_txn_version() {
-    let Some(python) = python() else { return };
+    let Some(python) = external_python() else {
+        return;
+    };
     let dir = tempdir();
     let table = dir.path().join("t");
     run_events(
@@ -94,7 +82,9 @@ os._exit(0)  # skip interpreter teardown: the readers' native threads may abort 
 
 #[tokio::test]
 async fn python_deltalake_reads_complete_update_and_append_tables() {
-    let Some(python) = python() else { return };
+    let Some(python) = external_python() else {
+        return;
+    };
     for (mode, closed) in [("complete", false), ("update", false), ("append", true)] {
         let dir = tempdir();
         let table = dir.path().join(mode);
@@ -121,7 +111,9 @@ async fn python_deltalake_reads_complete_update_and_append_tables() {
 
 #[tokio::test]
 async fn state_survives_vacuum_by_another_engine() {
-    let Some(python) = python() else { return };
+    let Some(python) = external_python() else {
+        return;
+    };
     let dir = tempdir();
     let src = dir.path().join("src");
     let table = dir.path().join("t");

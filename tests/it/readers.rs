@@ -34,20 +34,11 @@ fn assert_readers(
     }
 }
 
-fn python() -> Option<String> {
-    match std::env::var("SLUICE_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(std::env::var("CI").is_err(), "CI must run the reader tests");
-            eprintln!("SLUICE_PYTHON unset: reader test not run (scripts/test sets it)");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn three_readers_agree_on_every_local_table_kind() {
-    let Some(python) = python() else { return };
+    let Some(python) = external_python() else {
+        return;
+    };
     let dir = tempdir();
     let events = fixture("events");
     let none = HashMap::new();
@@ -142,7 +133,9 @@ async fn three_readers_agree_on_every_local_table_kind() {
 
 #[tokio::test]
 async fn three_readers_agree_on_s3_tables() {
-    let Some(python) = python() else { return };
+    let Some(python) = external_python() else {
+        return;
+    };
     let Some(moto) = Moto::start() else { return };
     moto.create_bucket("lake");
     moto.upload("lake", "in", &fixture_files("events", 0..50))
