@@ -1,7 +1,8 @@
 //! Storage faults: an HTTP proxy in front of the moto server fails chosen S3 operations
-//! (list, get of source data, put of data files, put of the commit), transiently or
-//! permanently. Transient failures are retried and the table ends exact; permanent ones stop
-//! the query with a one-line error, and a rerun once storage is healthy ends exact too.
+//! (list, get of source data, put of data files, put of the commit): transiently, slowly, or
+//! permanently. Transient failures are retried and slow calls waited for, and the table ends
+//! exact; permanent ones stop the query with a one-line error, and a rerun once storage is
+//! healthy ends exact too.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -24,6 +25,8 @@ enum Fault {
     Transient(usize),
     /// Fail every matching request with 403 AccessDenied.
     Permanent,
+    /// Answer the first N matching requests only after this many milliseconds.
+    Slow(usize, u64),
 }
 
 fn classify(method: &str, target: &str) -> Option<Op> {
@@ -108,6 +111,7 @@ impl FaultProxy {
                     };
                     let mut words = head.split_whitespace();
                     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let mut delay = None;
                     let fault = classify(method, target).and_then(|op| {
                         let mut r = rules.lock().unwrap();
                         let fault = match r.faults.get(&op).copied() {
@@ -117,6 +121,12 @@ impl FaultProxy {
                             }
                             Some(Fault::Permanent) => {
                                 Some(error_response("403 Forbidden", "AccessDenied"))
+                            }
+                            Some(Fault::Slow(n, ms)) if n > 0 => {
+                                r.faults.insert(op, Fault::Slow(n - 1, ms));
+                                r.injected += 1;
+                                delay = Some(std::time::Duration::from_millis(ms));
+                                None
                             }
                             _ => None,
                         };
@@ -128,6 +138,9 @@ impl FaultProxy {
                     if let Some(response) = fault {
                         let _ = client.write_all(response.as_bytes());
                         return;
+                    }
+                    if let Some(delay) = delay {
+                        std::thread::sleep(delay);
                     }
                     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                         return;
@@ -161,6 +174,10 @@ impl FaultProxy {
         self.rules.lock().unwrap().injected
     }
 }
+
+/// The table's events as `time_us|action`, like [`expected_event_rows`].
+const EVENT_ROWS: &str =
+    "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t";
 
 fn run_through(moto: &Moto, proxy: &FaultProxy, table: &str) -> std::process::Output {
     moto.sluice()
@@ -210,8 +227,24 @@ async fn every_operation_fails_transiently_and_permanently() {
             "{op:?}: the faults were injected"
         );
         let url = url::Url::parse(&table).unwrap();
-        let got = table_rows_at(url.clone(), moto.options(), "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t").await;
+        let got = table_rows_at(url.clone(), moto.options(), EVENT_ROWS).await;
         assert_eq!(got, want, "{op:?} transient");
+
+        // Slow: answered late, and the table ends exact.
+        let table = format!("s3://faults/slow-{i}");
+        let before = proxy.injected();
+        proxy.set(op, Fault::Slow(2, 700));
+        let out = run_through(&moto, &proxy, &table);
+        proxy.clear();
+        assert!(out.status.success(), "{op:?} slow: {}", stderr(&out));
+        assert_eq!(
+            proxy.injected() - before,
+            2,
+            "{op:?}: the delays were injected"
+        );
+        let url = url::Url::parse(&table).unwrap();
+        let got = table_rows_at(url, moto.options(), EVENT_ROWS).await;
+        assert_eq!(got, want, "{op:?} slow");
 
         // Permanent: a one-line error, nothing half-committed; healthy again, a rerun ends exact.
         let table = format!("s3://faults/permanent-{i}");
@@ -226,7 +259,7 @@ async fn every_operation_fails_transiently_and_permanently() {
         let out = run_through(&moto, &proxy, &table);
         assert!(out.status.success(), "{op:?} rerun: {}", stderr(&out));
         let url = url::Url::parse(&table).unwrap();
-        let got = table_rows_at(url.clone(), moto.options(), "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t").await;
+        let got = table_rows_at(url.clone(), moto.options(), EVENT_ROWS).await;
         assert_eq!(got, want, "{op:?} after a permanent fault");
         let (version, epochs) = query_commits_at(url, moto.options(), "sluice-default").await;
         assert_eq!(version, Some(1));
