@@ -279,3 +279,15 @@ async fn sigkill_on_s3_in_update_mode() {
     let Some(moto) = Moto::start() else { return };
     windowed_exact(&Target::s3(&moto).await, "update").await;
 }
+
+#[tokio::test]
+async fn sigkill_on_s3_in_complete_mode() {
+    let Some(moto) = Moto::start() else { return };
+    windowed_exact(&Target::s3(&moto).await, "complete").await;
+}
+
+#[tokio::test]
+async fn sigkill_on_s3_in_append_mode() {
+    let Some(moto) = Moto::start() else { return };
+    windowed_exact(&Target::s3(&moto).await, "append").await;
+}
