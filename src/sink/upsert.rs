@@ -10,10 +10,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::prelude::{col, lit, Expr, SessionContext};
 use deltalake::kernel::Action;
 use deltalake::DeltaTable;
 use object_store::path::Path;
@@ -28,6 +30,74 @@ fn df_err(e: impl std::fmt::Display) -> SinkError {
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The key expressions worth a range filter: plain columns, and the fields of struct keys
+/// (a `window` key's start and end).
+fn range_targets(schema: &SchemaRef, keys: &[String]) -> Vec<(Expr, String)> {
+    let mut targets = Vec::new();
+    for k in keys {
+        let Ok(field) = schema.field_with_name(k) else {
+            continue;
+        };
+        match field.data_type() {
+            DataType::Struct(fields) => {
+                for f in fields.iter().filter(|f| !f.data_type().is_nested()) {
+                    targets.push((
+                        get_field(col(quoted(k)), f.name().as_str()),
+                        format!("c.{}['{}']", quoted(k), f.name().replace('\'', "''")),
+                    ));
+                }
+            }
+            dt if !dt.is_nested() => targets.push((col(quoted(k)), format!("c.{}", quoted(k)))),
+            _ => {}
+        }
+    }
+    targets
+}
+
+/// `key BETWEEN min AND max` (or NULL, when a changed key is null) over every key expression.
+async fn key_ranges(
+    ctx: &SessionContext,
+    schema: &SchemaRef,
+    keys: &[String],
+) -> Result<Option<Expr>, SinkError> {
+    let targets = range_targets(schema, keys);
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let selects: Vec<String> = targets
+        .iter()
+        .map(|(_, c)| format!("min({c}), max({c}), count(*) - count({c})"))
+        .collect();
+    let stats = ctx
+        .sql(&format!("SELECT {} FROM c", selects.join(", ")))
+        .await
+        .map_err(df_err)?
+        .collect()
+        .await
+        .map_err(df_err)?;
+    let Some(row) = stats.first() else {
+        return Ok(None);
+    };
+    let mut filter: Option<Expr> = None;
+    for (i, (expr, _)) in targets.into_iter().enumerate() {
+        let min = ScalarValue::try_from_array(row.column(3 * i), 0).map_err(df_err)?;
+        let max = ScalarValue::try_from_array(row.column(3 * i + 1), 0).map_err(df_err)?;
+        let nulls = ScalarValue::try_from_array(row.column(3 * i + 2), 0).map_err(df_err)?;
+        if min.is_null() || max.is_null() {
+            continue;
+        }
+        let mut range = expr.clone().between(lit(min), lit(max));
+        if nulls != ScalarValue::Int64(Some(0)) {
+            range = range.or(expr.is_null());
+        }
+        filter = Some(match filter {
+            Some(f) => f.and(range),
+            None => range,
+        });
+    }
+    Ok(filter)
 }
 
 /// The files to remove, and the rows of theirs to keep, so that the table holds the changed
@@ -50,11 +120,17 @@ pub async fn upsert(
         .with_file_column(FILE_COLUMN)
         .await
         .map_err(df_err)?;
-    ctx.register_table("t", with_files).map_err(df_err)?;
     let changed_table =
         MemTable::try_new(schema.clone(), vec![changed.to_vec()]).map_err(df_err)?;
     ctx.register_table("c", Arc::new(changed_table))
         .map_err(df_err)?;
+    // Only files whose key ranges overlap the changed keys can hold them: filtering the scan on
+    // those ranges lets file statistics skip the rest of the table.
+    let mut scan = ctx.read_table(with_files).map_err(df_err)?;
+    if let Some(range) = key_ranges(&ctx, schema, keys).await? {
+        scan = scan.filter(range).map_err(df_err)?;
+    }
+    ctx.register_table("t", scan.into_view()).map_err(df_err)?;
     let on = |left: &str| {
         keys.iter()
             .map(|k| format!("({left}.{q} IS NOT DISTINCT FROM c.{q})", q = quoted(k)))
