@@ -232,44 +232,7 @@ impl Engine {
         check_output_mode(plan.kind(), cfg.output_mode, plan.watermark())?;
         let delta_schema = sink_schema::delta_schema(plan.output_schema())?;
         sink.check(&delta_schema)?;
-        let operator = match plan.signature(cfg.output_mode) {
-            Some(signature) => {
-                let template = plan
-                    .aggregate(batch::empty_input(plan.table_schema()))
-                    .await?;
-                let time_key = match plan.kind() {
-                    QueryKind::Aggregate(info) => info.time_key,
-                    QueryKind::Stateless => None,
-                };
-                let mut op = AggOperator::new(
-                    &template,
-                    time_key,
-                    StateStore::new(sink.store(), &cfg.query_name),
-                    signature,
-                    cfg.output_mode,
-                    plan.watermark().cloned(),
-                )?;
-                if let Some(v) = committed {
-                    op.restore(v).await?;
-                }
-                Some(op)
-            }
-            None => {
-                if let Some(v) = committed {
-                    if StateStore::new(sink.store(), &cfg.query_name)
-                        .meta(v)
-                        .await?
-                        .is_some()
-                    {
-                        return Err(Error::Config(format!(
-                            "query `{}` was an aggregation when the table recorded it, and is not one now; restore the original query or use a new --query-name",
-                            cfg.query_name
-                        )));
-                    }
-                }
-                None
-            }
-        };
+        let operator = operator_for(&plan, &cfg, &sink, committed).await?;
         let mut seen = match committed {
             Some(v) => {
                 records
@@ -448,6 +411,54 @@ impl Engine {
             planned_at_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
+}
+
+/// The aggregation operator of a stateful query, its state restored from the table; `None` for
+/// a stateless query (which must not take over a stateful query's name).
+async fn operator_for(
+    plan: &QueryPlan,
+    cfg: &QueryConfig,
+    sink: &DeltaSink,
+    committed: Option<i64>,
+) -> Result<Option<AggOperator>, Error> {
+    Ok(match plan.signature(cfg.output_mode) {
+        Some(signature) => {
+            let template = plan
+                .aggregate(batch::empty_input(plan.table_schema()))
+                .await?;
+            let time_key = match plan.kind() {
+                QueryKind::Aggregate(info) => info.time_key,
+                QueryKind::Stateless => None,
+            };
+            let mut op = AggOperator::new(
+                &template,
+                time_key,
+                StateStore::new(sink.store(), &cfg.query_name),
+                signature,
+                cfg.output_mode,
+                plan.watermark().cloned(),
+            )?;
+            if let Some(v) = committed {
+                op.restore(v).await?;
+            }
+            Some(op)
+        }
+        None => {
+            if let Some(v) = committed {
+                if StateStore::new(sink.store(), &cfg.query_name)
+                    .meta(v)
+                    .await?
+                    .is_some()
+                {
+                    return Err(Error::Config(format!(
+                        "query `{}` was an aggregation when the table recorded it, and is not one now; restore the original query or use a new --query-name",
+                        cfg.query_name
+                    )));
+                }
+            }
+            None
+        }
+    })
 }
 
 /// Crash-test hook: with `SLUICE_TEST_PAUSE_MS` set, announce each protocol phase on stderr and
