@@ -196,6 +196,8 @@ pub fn delta_storage_options() -> HashMap<String, String> {
         "AWS_REGION",
         "AWS_ENDPOINT_URL",
         "AWS_ALLOW_HTTP",
+        "AWS_TIMEOUT",
+        "AWS_CONNECT_TIMEOUT",
     ];
     KEYS.iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))

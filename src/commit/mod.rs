@@ -34,6 +34,8 @@ use crate::sink::SinkError;
 
 /// Attempts at one commit before giving up (each after a conflicting commit by someone else).
 const MAX_ATTEMPTS: usize = 25;
+/// Attempts after storage failures while writing the commit, with backoff (0.4 s, 0.8 s, ...).
+const AMBIGUOUS_ATTEMPTS: usize = 5;
 
 /// What the table's txn version says about committing batch `batch_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +115,42 @@ pub async fn committed_batch(table: &DeltaTable, app_id: &str) -> Result<Option<
         .await?)
 }
 
+/// A storage failure while writing the commit: the commit may or may not have landed (a put
+/// that timed out can still complete), so the next attempt must look before it writes.
+fn is_ambiguous(e: &DeltaTableError) -> bool {
+    match e {
+        DeltaTableError::ObjectStore { source }
+        | DeltaTableError::Transaction {
+            source: TransactionError::ObjectStore { source },
+        } => may_have_landed(source),
+        _ => false,
+    }
+}
+
+/// A failed write that may still have happened: timeouts, dropped connections, server errors
+/// (the storage client reports them as generic). Denied access or a missing bucket is final.
+pub fn may_have_landed(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::Generic { .. })
+}
+
+/// Is the commit that set the query's txn to `batch.batch_id` the one this run wrote? Looks
+/// for this run's id and the batch id in the recent commits' `sluice` commitInfo.
+async fn landed_version(table: &DeltaTable, batch: &BatchCommit) -> Result<Option<i64>, SinkError> {
+    use futures::TryStreamExt;
+    let history: Vec<_> = table.history(Some(50)).try_collect().await?;
+    let ours = |info: &deltalake::kernel::CommitInfo| {
+        let mine = info.info.get("sluice");
+        mine.and_then(|m| m.get("runId")) == batch.info.get("runId")
+            && mine.and_then(|m| m.get("batchId")) == batch.info.get("batchId")
+    };
+    let newest = table_version(table).unwrap_or(0);
+    Ok(history
+        .iter()
+        .enumerate()
+        .find(|(_, info)| ours(info))
+        .map(|(i, _)| newest - i as i64))
+}
+
 fn is_conflict(e: &DeltaTableError) -> bool {
     matches!(
         e,
@@ -155,6 +193,7 @@ pub async fn commit_batch(
     batch: &BatchCommit,
     own: &mut Option<OwnCommit>,
 ) -> Result<CommitOutcome, SinkError> {
+    let mut ambiguous = false;
     for attempt in 1..=MAX_ATTEMPTS {
         let started = std::time::Instant::now();
         table.update_incremental(None).await?;
@@ -164,7 +203,22 @@ pub async fn commit_batch(
             None => committed_batch(table, &batch.app_id).await?,
         };
         match decide(committed, batch.batch_id) {
-            Decision::AlreadyCommitted { committed } => return Ok(CommitOutcome::Superseded { committed }),
+            Decision::AlreadyCommitted { committed } => {
+                // After a storage failure mid-commit, the commit that landed may be our own.
+                if ambiguous && committed == batch.batch_id {
+                    if let Some(version) = landed_version(table, batch).await? {
+                        *own = Some(OwnCommit {
+                            table_version: version,
+                            batch_id: batch.batch_id,
+                        });
+                        return Ok(CommitOutcome::Committed {
+                            version,
+                            attempts: attempt,
+                        });
+                    }
+                }
+                return Ok(CommitOutcome::Superseded { committed });
+            }
             Decision::Gap { committed } => {
                 return Err(SinkError::Inconsistent(format!(
                     "cannot commit batch {} of `{}`: the table's last committed batch is {}; was the table restored to an older version?",
@@ -212,6 +266,16 @@ pub async fn commit_batch(
                     version,
                     attempts: attempt,
                 });
+            }
+            Err(e) if is_ambiguous(&e) && attempt < AMBIGUOUS_ATTEMPTS => {
+                tracing::info!(
+                    batch = batch.batch_id,
+                    attempt,
+                    "commit write failed ({e}); checking whether it landed, then retrying"
+                );
+                ambiguous = true;
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt.min(5))).await;
+                continue;
             }
             Err(e) if is_conflict(&e) => {
                 tracing::debug!(

@@ -174,20 +174,38 @@ impl DeltaSink {
                 SinkError::Schema(format!("cannot map the output schema to Delta: {e}"))
             })?;
         let columns: Vec<StructField> = kernel_schema.fields().cloned().collect();
-        let created = deltalake::operations::create::CreateBuilder::new()
-            .with_log_store(self.table.log_store())
-            .with_columns(columns)
-            .with_partition_columns(self.partition_by.clone())
-            .with_configuration_property(
-                deltalake::TableProperty::CheckpointInterval,
-                Some(CHECKPOINT_INTERVAL),
-            )
-            .with_save_mode(SaveMode::Ignore)
-            .await?;
-        self.table = created;
-        self.table.load().await?;
-        self.exists = true;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let created = deltalake::operations::create::CreateBuilder::new()
+                .with_log_store(self.table.log_store())
+                .with_columns(columns.clone())
+                .with_partition_columns(self.partition_by.clone())
+                .with_configuration_property(
+                    deltalake::TableProperty::CheckpointInterval,
+                    Some(CHECKPOINT_INTERVAL),
+                )
+                .with_save_mode(SaveMode::Ignore)
+                .await;
+            match created {
+                Ok(table) => self.table = table,
+                // The create may have landed anyway (a put that timed out can still complete),
+                // or another writer created the table: look before trying again.
+                Err(DeltaTableError::ObjectStore { source })
+                    if crate::commit::may_have_landed(&source) && attempt < 5 =>
+                {
+                    tracing::info!("creating the table failed ({source}); checking, then retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                    if !self.table.log_store().is_delta_table_location().await? {
+                        continue;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.table.load().await?;
+            self.exists = true;
+            return Ok(());
+        }
     }
 
     /// Delete log files past the table's log retention (30 days by default) that a checkpoint

@@ -1,6 +1,6 @@
 //! Storage faults: an HTTP proxy in front of the moto server fails chosen S3 operations
-//! (list, get of source data, put of data files, put of the commit): transiently, slowly, or
-//! permanently. Transient failures are retried and slow calls waited for, and the table ends
+//! (list, get of source data, put of data files, put of the commit): transiently, slowly, past
+//! the client's timeout, or permanently. Transient failures are retried and slow calls waited for, and the table ends
 //! exact; permanent ones stop the query with a one-line error, and a rerun once storage is
 //! healthy ends exact too.
 
@@ -43,6 +43,8 @@ fn classify(method: &str, target: &str) -> Option<Op> {
 #[derive(Default)]
 struct Rules {
     faults: HashMap<Op, Fault>,
+    /// Matching requests to let through before the fault applies.
+    skip: HashMap<Op, usize>,
     injected: usize,
 }
 
@@ -114,6 +116,10 @@ impl FaultProxy {
                     let mut delay = None;
                     let fault = classify(method, target).and_then(|op| {
                         let mut r = rules.lock().unwrap();
+                        if let Some(skip) = r.skip.get_mut(&op).filter(|n| **n > 0) {
+                            *skip -= 1;
+                            return None;
+                        }
                         let fault = match r.faults.get(&op).copied() {
                             Some(Fault::Transient(n)) if n > 0 => {
                                 r.faults.insert(op, Fault::Transient(n - 1));
@@ -167,7 +173,14 @@ impl FaultProxy {
     }
 
     fn clear(&self) {
-        self.rules.lock().unwrap().faults.clear();
+        let mut r = self.rules.lock().unwrap();
+        r.faults.clear();
+        r.skip.clear();
+    }
+
+    /// Let the first `n` matching requests through before the fault applies.
+    fn skip(&self, op: Op, n: usize) {
+        self.rules.lock().unwrap().skip.insert(op, n);
     }
 
     fn injected(&self) -> usize {
@@ -245,6 +258,52 @@ async fn every_operation_fails_transiently_and_permanently() {
         let url = url::Url::parse(&table).unwrap();
         let got = table_rows_at(url, moto.options(), EVENT_ROWS).await;
         assert_eq!(got, want, "{op:?} slow");
+
+        // Timeout: two calls hang past the client's 1 s timeout (a hung commit put still lands
+        // later: the retry must find it instead of committing the batch twice). For commits, the
+        // table's creation goes through and batch 0's commit hangs.
+        let table = format!("s3://faults/timeout-{i}");
+        let before = proxy.injected();
+        proxy.set(op, Fault::Slow(2, 2_500));
+        if op == Op::PutCommit {
+            proxy.skip(op, 1);
+        }
+        let out = moto
+            .sluice()
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", proxy.port),
+            )
+            .env("AWS_TIMEOUT", "1s")
+            .args([
+                "run",
+                "--source",
+                "s3://faults/src",
+                "--schema",
+                EVENTS_DDL,
+                "--sink",
+                &table,
+            ])
+            .args(["--option", "maxFilesPerTrigger=4"])
+            .output()
+            .unwrap();
+        proxy.clear();
+        assert!(out.status.success(), "{op:?} timeout: {}", stderr(&out));
+        assert_eq!(
+            proxy.injected() - before,
+            2,
+            "{op:?}: the hangs were injected"
+        );
+        let url = url::Url::parse(&table).unwrap();
+        let got = table_rows_at(url, moto.options(), EVENT_ROWS).await;
+        assert_eq!(got, want, "{op:?} timeout");
+        let url = url::Url::parse(&table).unwrap();
+        let (version, epochs) = query_commits_at(url, moto.options(), "sluice-default").await;
+        assert_eq!(
+            (version, epochs),
+            (Some(1), vec![0, 1]),
+            "{op:?} timeout: each batch once"
+        );
 
         // Permanent: a one-line error, nothing half-committed; healthy again, a rerun ends exact.
         let table = format!("s3://faults/permanent-{i}");
