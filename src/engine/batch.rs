@@ -363,6 +363,7 @@ impl Engine {
             "record": format!("{}/{:020}.json", RecordStore::folder(&self.cfg.query_name), record.batch_id),
         });
         let mut attempts = 0;
+        let mut commit_attempts = 0;
         let version = loop {
             attempts += 1;
             let (adds, extra, read_version) = self.actions(&produced.output).await?;
@@ -378,7 +379,10 @@ impl Engine {
                 read_version,
             };
             match commit::commit_batch(self.sink.table_mut(), &commit, &mut self.own_commit).await? {
-                CommitOutcome::Committed { version, .. } => break version,
+                CommitOutcome::Committed { version, attempts: tries } => {
+                    commit_attempts += tries;
+                    break version;
+                }
                 CommitOutcome::Superseded { .. } => {
                     return Err(SinkError::AnotherInstance {
                         query: self.cfg.query_name.clone(),
@@ -386,7 +390,10 @@ impl Engine {
                     }
                     .into())
                 }
-                CommitOutcome::Stale if attempts < 25 => continue,
+                CommitOutcome::Stale if attempts < 25 => {
+                    commit_attempts += 1;
+                    continue;
+                }
                 CommitOutcome::Stale => {
                     return Err(SinkError::Inconsistent(format!(
                         "batch {} could not commit: other writers kept changing the table; run one writer per complete- or update-mode table",
@@ -429,7 +436,7 @@ impl Engine {
             &stats,
             produced.rows_out,
             produced.state,
-            version,
+            (version, commit_attempts),
             trigger_start,
             timestamp,
             durations,
@@ -444,7 +451,7 @@ impl Engine {
         stats: &InputStats,
         rows_out: u64,
         state: Option<StateStats>,
-        version: i64,
+        (version, commit_attempts): (i64, usize),
         trigger_start: Instant,
         timestamp: String,
         mut durations: BTreeMap<String, u64>,
@@ -522,6 +529,7 @@ impl Engine {
                 description: format!("DeltaSink[{}]", self.cfg.sink),
                 num_output_rows: rows_out,
                 table_version: version,
+                commit_attempts,
             },
         }
     }

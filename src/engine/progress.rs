@@ -71,4 +71,7 @@ pub struct SinkProgress {
     pub num_output_rows: u64,
     /// The Delta table version the batch committed.
     pub table_version: i64,
+    /// Commit attempts it took (more than 1 after conflicts with other writers, or after a
+    /// storage failure while writing the commit).
+    pub commit_attempts: usize,
 }

@@ -284,11 +284,20 @@ async fn every_operation_fails_transiently_and_permanently() {
                 "--sink",
                 &table,
             ])
-            .args(["--option", "maxFilesPerTrigger=4"])
+            .args(["--option", "maxFilesPerTrigger=4", "--progress", "json"])
             .output()
             .unwrap();
         proxy.clear();
         assert!(out.status.success(), "{op:?} timeout: {}", stderr(&out));
+        if op == Op::PutCommit {
+            // The retried commit shows in the batch's progress.
+            let attempts: Vec<u64> = stderr(&out)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|p| p["sink"]["commitAttempts"].as_u64())
+                .collect();
+            assert!(attempts.first().is_some_and(|a| *a >= 2), "{attempts:?}");
+        }
         assert_eq!(
             proxy.injected() - before,
             2,

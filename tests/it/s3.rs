@@ -152,6 +152,7 @@ async fn two_queries_appending_to_one_s3_table_lose_no_commit() {
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
+
     let url = url::Url::parse("s3://lake/shared").unwrap();
     let count = table_rows_at(url.clone(), moto.options(), "SELECT count(*) FROM t").await;
     assert_eq!(count, vec![(40 * 2000).to_string()]);
