@@ -246,6 +246,7 @@ pub struct StreamingQuery {
     id: String,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<Result<Ending>>>>,
+    ended: Mutex<Option<Ending>>,
     last: Arc<Mutex<Option<Progress>>>,
 }
 
@@ -269,6 +270,7 @@ impl StreamingQuery {
             id,
             stop,
             task: Mutex::new(Some(task)),
+            ended: Mutex::new(None),
             last,
         })
     }
@@ -289,14 +291,24 @@ impl StreamingQuery {
         self.await_termination().await
     }
 
-    /// Wait until the query ends (a finite trigger finished, `stop()`, or an error).
+    /// Wait until the query ends (a finite trigger finished, `stop()`, or an error). The error
+    /// is returned to the first caller; later calls say how the query ended.
     pub async fn await_termination(&self) -> Result<Ending> {
         let task = self.task.lock().ok().and_then(|mut t| t.take());
-        match task {
-            Some(task) => task
-                .await
-                .map_err(|e| Error::Config(format!("the query task failed: {e}")))?,
-            None => Ok(Ending::Finished),
+        let Some(task) = task else {
+            return match self.ended.lock().ok().and_then(|e| *e) {
+                Some(ending) => Ok(ending),
+                None => Err(Error::Config(
+                    "the query ended with an error (returned earlier)".into(),
+                )),
+            };
+        };
+        let result = task
+            .await
+            .map_err(|e| Error::Config(format!("the query task failed: {e}")))?;
+        if let (Ok(ending), Ok(mut slot)) = (&result, self.ended.lock()) {
+            *slot = Some(*ending);
         }
+        result
     }
 }

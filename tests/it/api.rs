@@ -74,6 +74,7 @@ async fn processing_time_query_picks_up_new_files_and_stops() {
     copy_files(&fixture("events"), &src, 2..3);
     wait_for(1).await;
     assert_eq!(query.stop().await.unwrap(), Ending::Stopped);
+    assert_eq!(query.await_termination().await.unwrap(), Ending::Stopped);
     assert_eq!(
         table_rows(&table, "SELECT count(*) FROM t").await,
         vec!["6000"]
