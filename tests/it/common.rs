@@ -60,6 +60,19 @@ pub fn run_events(source: &Path, table: &Path, extra: &[&str]) -> Output {
     run_ok(&args)
 }
 
+/// `sluice inspect TABLE --json --limit LIMIT`, parsed.
+pub fn inspect_json(table: &Path, limit: usize) -> serde_json::Value {
+    let limit = limit.to_string();
+    let out = run_ok(&[
+        "inspect",
+        table.to_str().unwrap(),
+        "--json",
+        "--limit",
+        &limit,
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Copy `count` files (or all) of a fixture into `dest`, in name order, keeping names.
 pub fn copy_files(from: &Path, dest: &Path, range: std::ops::Range<usize>) -> Vec<PathBuf> {
     std::fs::create_dir_all(dest).unwrap();

@@ -171,8 +171,7 @@ async fn inferred_schema_is_remembered_across_restarts() {
     // turns the value that does not fit into a null.
     std::fs::write(src.join("b.json"), "{\"id\": \"three\", \"name\": \"z\"}\n").unwrap();
     run_ok(&args);
-    let out = run_ok(&["inspect", table.to_str().unwrap(), "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = inspect_json(&table, 10);
     assert_eq!(report["schema"][0]["name"], "id");
     assert_eq!(report["schema"][0]["type"], "BIGINT");
     assert_eq!(

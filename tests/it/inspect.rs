@@ -32,8 +32,7 @@ async fn inspect_shows_queries_offsets_and_rows() {
     assert!(text.contains("rows:       100000"), "{text}");
     assert!(text.contains("first 3 rows:"), "{text}");
 
-    let json = run_ok(&["inspect", table.to_str().unwrap(), "--json", "--limit", "2"]).stdout;
-    let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let report = inspect_json(&table, 2);
     assert_eq!(report["numRows"], 100_000);
     assert_eq!(report["rows"].as_array().unwrap().len(), 2);
     let q = &report["queries"][0];

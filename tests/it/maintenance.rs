@@ -135,8 +135,7 @@ async fn automatic_compaction_inside_the_stream() {
             "c",
         ],
     );
-    let out = run_ok(&["inspect", table.to_str().unwrap(), "--json", "--limit", "0"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = inspect_json(&table, 0);
     // 25 batches, compacted after batches 9 and 19 (and 24 is not a multiple): 1 + 1 + 5 files.
     assert!(
         report["numFiles"].as_u64().unwrap() <= 7,

@@ -303,41 +303,33 @@ async fn restart_with_a_changed_query_says_what_changed() {
     // Same output columns, different grouping key.
     let changed =
         "SELECT upper(action) AS action, count(*) AS n FROM source GROUP BY upper(action)";
-    let out = crate::common::run(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--sql",
-        changed,
-        "--output-mode",
-        "complete",
-    ]);
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert_eq!(err.lines().count(), 1, "{err}");
+    // Run a query over the same source and table; its one-line error.
+    let rejected = |sql: &str, mode: &str| {
+        let out = crate::common::run(&[
+            "run",
+            "--source",
+            src.to_str().unwrap(),
+            "--schema",
+            EVENTS_DDL,
+            "--sink",
+            table.to_str().unwrap(),
+            "--sql",
+            sql,
+            "--output-mode",
+            mode,
+        ]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err
+    };
+    let err = rejected(changed, "complete");
     assert!(
         err.contains("the query changed since the table's state was built"),
         "{err}"
     );
     assert!(err.contains("grouping keys were [source.action]"), "{err}");
-    let out = crate::common::run(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-        "--sql",
-        first,
-        "--output-mode",
-        "update",
-    ]);
-    let err = stderr(&out);
+    let err = rejected(first, "update");
     assert!(
         err.contains("output mode was Complete, now Update"),
         "{err}"
@@ -362,8 +354,7 @@ async fn inspect_shows_watermark_and_state_size() {
             "hourly",
         ],
     );
-    let out = run_ok(&["inspect", table.to_str().unwrap(), "--json", "--limit", "0"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = inspect_json(&table, 0);
     let q = &report["queries"][0];
     assert_eq!(q["name"], "hourly");
     // The last event is at 2016-07-28T02:43:50Z; the watermark is 10 minutes behind it.
