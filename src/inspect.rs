@@ -88,13 +88,7 @@ pub async fn inspect(uri: &str, limit: usize) -> Result<TableReport> {
             )));
         }
     }
-    let mut table = crate::sink::table_at(&location)?;
-    table.load().await.map_err(|e| match e {
-        deltalake::DeltaTableError::NotATable(_) => Error::Config(format!(
-            "{uri} is not a Delta table; point inspect at a table directory"
-        )),
-        other => other.into(),
-    })?;
+    let table = crate::maintenance::load(uri).await?;
     let snapshot = table.snapshot()?;
     let arrow_schema = snapshot.snapshot().arrow_schema();
     let schema = arrow_schema

@@ -33,7 +33,8 @@ pub struct VacuumReport {
     pub dry_run: bool,
 }
 
-async fn load(uri: &str) -> Result<deltalake::DeltaTable> {
+/// Load an existing table; a location without one is a user error.
+pub async fn load(uri: &str) -> Result<deltalake::DeltaTable> {
     let location = Location::parse(uri).map_err(|e| SinkError::Location(e.to_string()))?;
     let mut table = table_at(&location)?;
     table.load().await.map_err(|e| match e {

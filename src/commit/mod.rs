@@ -182,6 +182,20 @@ pub fn known_committed(own: Option<OwnCommit>, table_version: Option<i64>) -> Op
     }
 }
 
+/// Our commit of `batch_id` is table version `version`: remember it, and say so.
+fn ours(
+    own: &mut Option<OwnCommit>,
+    version: i64,
+    batch_id: i64,
+    attempts: usize,
+) -> CommitOutcome {
+    *own = Some(OwnCommit {
+        table_version: version,
+        batch_id,
+    });
+    CommitOutcome::Committed { version, attempts }
+}
+
 fn table_version(table: &DeltaTable) -> Option<i64> {
     table.version().and_then(|v| i64::try_from(v).ok())
 }
@@ -207,14 +221,7 @@ pub async fn commit_batch(
                 // After a storage failure mid-commit, the commit that landed may be our own.
                 if ambiguous && committed == batch.batch_id {
                     if let Some(version) = landed_version(table, batch).await? {
-                        *own = Some(OwnCommit {
-                            table_version: version,
-                            batch_id: batch.batch_id,
-                        });
-                        return Ok(CommitOutcome::Committed {
-                            version,
-                            attempts: attempt,
-                        });
+                        return Ok(ours(own, version, batch.batch_id, attempt));
                     }
                 }
                 return Ok(CommitOutcome::Superseded { committed });
@@ -258,14 +265,7 @@ pub async fn commit_batch(
             Ok(done) => {
                 tracing::debug!(?reload, total = ?started.elapsed(), attempt, "batch committed");
                 let version = i64::try_from(done.version()).unwrap_or(i64::MAX);
-                *own = Some(OwnCommit {
-                    table_version: version,
-                    batch_id: batch.batch_id,
-                });
-                return Ok(CommitOutcome::Committed {
-                    version,
-                    attempts: attempt,
-                });
+                return Ok(ours(own, version, batch.batch_id, attempt));
             }
             Err(e) if is_ambiguous(&e) && attempt < AMBIGUOUS_ATTEMPTS => {
                 tracing::info!(

@@ -246,12 +246,7 @@ impl Engine {
         let processed = operator.process(&agg, watermark_us).await;
         let (emit, state_stats) = match processed {
             Ok(done) => done,
-            Err(e) => {
-                if let Some(source_error) = stats.error.lock().ok().and_then(|mut s| s.take()) {
-                    return Err(source_error.into());
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(stats.source_error_or(e)),
         };
         // The batch's newest event time moves the watermark for the next batch.
         let batch_max = stats.events.lock().ok().and_then(|e| e.max);
@@ -537,8 +532,15 @@ impl Engine {
 
 /// The error an output stream failed with: the source's own error when the input failed.
 fn input_error(stats: &InputStats, e: DataFusionError) -> Error {
-    if let Some(source_error) = stats.error.lock().ok().and_then(|mut s| s.take()) {
-        return source_error.into();
+    stats.source_error_or(PlanError::Execution(e.to_string()).into())
+}
+
+impl InputStats {
+    /// The source's own error when the input failed (the query only saw its text), else `e`.
+    fn source_error_or(&self, e: Error) -> Error {
+        match self.error.lock().ok().and_then(|mut s| s.take()) {
+            Some(source_error) => source_error.into(),
+            None => e,
+        }
     }
-    PlanError::Execution(e.to_string()).into()
 }

@@ -232,18 +232,14 @@ pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
     let mut error: Option<PlanError> = None;
     let _ = visit_expressions_mut(&mut statements, |expr| {
         if let Expr::Function(f) = expr {
-            let is_window = f
+            let name = f
                 .name
                 .0
                 .last()
                 .and_then(|p| p.as_ident())
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("window"));
-            let is_session = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("session_window"));
+                .map(|i| i.value.to_ascii_lowercase());
+            let is_window = name.as_deref() == Some("window");
+            let is_session = name.as_deref() == Some("session_window");
             if is_session {
                 error = Some(PlanError::Stateful(
                     "session_window() is not supported yet; use window(time, 'duration') for tumbling or sliding windows".into(),

@@ -28,6 +28,15 @@ fn df_err(e: impl std::fmt::Display) -> SinkError {
     SinkError::Schema(format!("update-mode upsert failed: {e}"))
 }
 
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, SinkError> {
+    ctx.sql(sql)
+        .await
+        .map_err(df_err)?
+        .collect()
+        .await
+        .map_err(df_err)
+}
+
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -70,13 +79,7 @@ async fn key_ranges(
         .iter()
         .map(|(_, c)| format!("min({c}), max({c}), count(*) - count({c})"))
         .collect();
-    let stats = ctx
-        .sql(&format!("SELECT {} FROM c", selects.join(", ")))
-        .await
-        .map_err(df_err)?
-        .collect()
-        .await
-        .map_err(df_err)?;
+    let stats = collect(ctx, &format!("SELECT {} FROM c", selects.join(", "))).await?;
     let Some(row) = stats.first() else {
         return Ok(None);
     };
@@ -141,13 +144,7 @@ pub async fn upsert(
         "SELECT DISTINCT t.{FILE_COLUMN} FROM t JOIN c ON {}",
         on("t")
     );
-    let batches = ctx
-        .sql(&files_sql)
-        .await
-        .map_err(df_err)?
-        .collect()
-        .await
-        .map_err(df_err)?;
+    let batches = collect(&ctx, &files_sql).await?;
     let mut files: Vec<String> = Vec::new();
     for b in &batches {
         let column = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
@@ -199,12 +196,6 @@ pub async fn upsert(
         .collect::<Vec<_>>()
         .join(", ");
     let kept_sql = format!("SELECT {columns} FROM f LEFT ANTI JOIN c ON {}", on("f"));
-    let kept = ctx
-        .sql(&kept_sql)
-        .await
-        .map_err(df_err)?
-        .collect()
-        .await
-        .map_err(df_err)?;
+    let kept = collect(&ctx, &kept_sql).await?;
     Ok((removes, kept))
 }
