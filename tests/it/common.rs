@@ -340,6 +340,13 @@ impl Moto {
         }
     }
 
+    /// Run sluice with this server's settings and require success.
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.sluice().args(args).output().unwrap();
+        assert!(out.status.success(), "sluice {args:?}: {}", stderr(&out));
+        out
+    }
+
     /// The sluice command with this server's settings.
     pub fn sluice(&self) -> Command {
         let mut cmd = sluice();
@@ -375,25 +382,31 @@ pub const HOURLY: &str =
     "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
                           GROUP BY action, window(time, '1 hour')";
 
-/// The batch computation of [`HOURLY`] over `src`, rows as `action|start_us|end_us|n`; with
-/// `closed`, only the windows a 10-minute watermark has closed by the end of the input.
-pub async fn expected_hourly(src: &Path, closed: bool) -> Vec<String> {
+/// A batch computation of 1-hour windows over the `events` view, independent of Sluice's
+/// window(): window starts `ws` from DataFusion's date_bin (two per row for a 30-minute slide),
+/// grouped by action and window, projecting `select`; with `closed`, only the windows a
+/// 10-minute watermark has closed by the end of the input.
+pub fn windowed_sql(sliding: bool, closed: bool, select: &str) -> String {
+    let starts = if sliding {
+        "SELECT action, time, date_bin(INTERVAL '30 minutes', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events \
+         UNION ALL SELECT action, time, date_bin(INTERVAL '30 minutes', time, TIMESTAMP '1970-01-01T00:00:00Z') - INTERVAL '30 minutes' AS ws FROM events"
+    } else {
+        "SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events"
+    };
     let filter = if closed {
         "WHERE ws + INTERVAL '1 hour' <= (SELECT max(time) FROM events) - INTERVAL '10 minutes'"
     } else {
         ""
     };
-    expected_events(
-        src,
-        &format!(
-            "SELECT action || '|' || CAST(CAST(date_part('epoch', ws) AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
-             CAST(CAST(date_part('epoch', ws + INTERVAL '1 hour') AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
-             CAST(count(*) AS VARCHAR) \
-             FROM (SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events) \
-             {filter} GROUP BY action, ws"
-        ),
-    )
-    .await
+    format!("SELECT {select} FROM ({starts}) {filter} GROUP BY action, ws")
+}
+
+/// The batch computation of [`HOURLY`] over `src`, rows as `action|start_us|end_us|n`.
+pub async fn expected_hourly(src: &Path, closed: bool) -> Vec<String> {
+    let select = "action || '|' || CAST(CAST(date_part('epoch', ws) AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
+                  CAST(CAST(date_part('epoch', ws + INTERVAL '1 hour') AS BIGINT) * 1000000 AS VARCHAR) || '|' || \
+                  CAST(count(*) AS VARCHAR)";
+    expected_events(src, &windowed_sql(false, closed, select)).await
 }
 
 /// The events of `src` as `time_us|action` rows.

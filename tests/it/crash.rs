@@ -214,26 +214,9 @@ async fn sigkill_on_s3_loses_and_repeats_nothing() {
     append_only_exact(&Target::s3(&moto).await).await;
 }
 
-const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
-                      GROUP BY action, window(time, '1 hour')";
 const SLIDING: &str =
     "SELECT action, window(time, '1 hour', '30 minutes') AS window, count(*) AS n \
                        FROM source GROUP BY action, window(time, '1 hour', '30 minutes')";
-
-fn expected_windows(sliding: bool, closed: bool) -> String {
-    let starts = if sliding {
-        "SELECT action, time, date_bin(INTERVAL '30 minutes', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events \
-         UNION ALL SELECT action, time, date_bin(INTERVAL '30 minutes', time, TIMESTAMP '1970-01-01T00:00:00Z') - INTERVAL '30 minutes' AS ws FROM events"
-    } else {
-        "SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events"
-    };
-    let filter = if closed {
-        "WHERE ws + INTERVAL '1 hour' <= (SELECT max(time) FROM events) - INTERVAL '10 minutes'"
-    } else {
-        ""
-    };
-    format!("SELECT action, ws, ws + INTERVAL '1 hour', count(*) FROM ({starts}) {filter} GROUP BY action, ws")
-}
 
 const WINDOW_ROWS: &str = "SELECT action, \"window\"['start'], \"window\"['end'], n FROM t";
 
@@ -250,7 +233,15 @@ async fn windowed_exact(target: &Target, mode: &str) {
     ingest_with_kills(target, mode, &extra);
     assert_eq!(
         target.rows(WINDOW_ROWS).await,
-        expected_events(&fixture("events"), &expected_windows(sliding, closed)).await
+        expected_events(
+            &fixture("events"),
+            &windowed_sql(
+                sliding,
+                closed,
+                "action, ws, ws + INTERVAL '1 hour', count(*)"
+            )
+        )
+        .await
     );
     // With a watermark, a last no-data batch moves it past the end of the input.
     target.assert_txns(mode, last).await;

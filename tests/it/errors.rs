@@ -286,9 +286,6 @@ async fn output_schema_mismatch_with_existing_table() {
     assert_eq!(table_rows(&table, "SELECT count(*) FROM t").await, before);
 }
 
-const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
-                      GROUP BY action, window(time, '1 hour')";
-
 #[test]
 fn append_aggregation_without_watermark() {
     expect_error(

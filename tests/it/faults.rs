@@ -193,11 +193,22 @@ const EVENT_ROWS: &str =
     "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t";
 
 fn run_through(moto: &Moto, proxy: &FaultProxy, table: &str) -> std::process::Output {
+    run_through_with(moto, proxy, table, &[], &[])
+}
+
+fn run_through_with(
+    moto: &Moto,
+    proxy: &FaultProxy,
+    table: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> std::process::Output {
     moto.sluice()
         .env(
             "AWS_ENDPOINT_URL",
             format!("http://127.0.0.1:{}", proxy.port),
         )
+        .envs(env.iter().copied())
         .args([
             "run",
             "--source",
@@ -209,8 +220,42 @@ fn run_through(moto: &Moto, proxy: &FaultProxy, table: &str) -> std::process::Ou
             "--option",
             "maxFilesPerTrigger=4",
         ])
+        .args(extra)
         .output()
         .unwrap()
+}
+
+/// Run into `table` with `fault` on `op` (once its first `skip` requests went through), and
+/// require success, both faults injected, each batch committed once and the exact rows.
+#[allow(clippy::too_many_arguments)]
+async fn recovers_exact(
+    moto: &Moto,
+    proxy: &FaultProxy,
+    op: Op,
+    fault: Fault,
+    skip: usize,
+    table: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    want: &[String],
+) -> std::process::Output {
+    let before = proxy.injected();
+    proxy.set(op, fault);
+    proxy.skip(op, skip);
+    let out = run_through_with(moto, proxy, table, env, extra);
+    proxy.clear();
+    assert!(out.status.success(), "{op:?} {fault:?}: {}", stderr(&out));
+    assert_eq!(proxy.injected() - before, 2, "{op:?} {fault:?}: injected");
+    let url = url::Url::parse(table).unwrap();
+    let got = table_rows_at(url.clone(), moto.options(), EVENT_ROWS).await;
+    assert_eq!(got, want, "{op:?} {fault:?}");
+    let (version, epochs) = query_commits_at(url, moto.options(), "sluice-default").await;
+    assert_eq!(
+        (version, epochs),
+        (Some(1), vec![0, 1]),
+        "{op:?} {fault:?}: each batch once"
+    );
+    out
 }
 
 #[tokio::test]
@@ -229,66 +274,51 @@ async fn every_operation_fails_transiently_and_permanently() {
     {
         // Transient: retried, and the table ends exact.
         let table = format!("s3://faults/transient-{i}");
-        let before = proxy.injected();
-        proxy.set(op, Fault::Transient(2));
-        let out = run_through(&moto, &proxy, &table);
-        proxy.clear();
-        assert!(out.status.success(), "{op:?} transient: {}", stderr(&out));
-        assert_eq!(
-            proxy.injected() - before,
-            2,
-            "{op:?}: the faults were injected"
-        );
-        let url = url::Url::parse(&table).unwrap();
-        let got = table_rows_at(url.clone(), moto.options(), EVENT_ROWS).await;
-        assert_eq!(got, want, "{op:?} transient");
+        recovers_exact(
+            &moto,
+            &proxy,
+            op,
+            Fault::Transient(2),
+            0,
+            &table,
+            &[],
+            &[],
+            &want,
+        )
+        .await;
 
         // Slow: answered late, and the table ends exact.
         let table = format!("s3://faults/slow-{i}");
-        let before = proxy.injected();
-        proxy.set(op, Fault::Slow(2, 700));
-        let out = run_through(&moto, &proxy, &table);
-        proxy.clear();
-        assert!(out.status.success(), "{op:?} slow: {}", stderr(&out));
-        assert_eq!(
-            proxy.injected() - before,
-            2,
-            "{op:?}: the delays were injected"
-        );
-        let url = url::Url::parse(&table).unwrap();
-        let got = table_rows_at(url, moto.options(), EVENT_ROWS).await;
-        assert_eq!(got, want, "{op:?} slow");
+        recovers_exact(
+            &moto,
+            &proxy,
+            op,
+            Fault::Slow(2, 700),
+            0,
+            &table,
+            &[],
+            &[],
+            &want,
+        )
+        .await;
 
         // Timeout: two calls hang past the client's 1 s timeout (a hung commit put still lands
         // later: the retry must find it instead of committing the batch twice). For commits, the
         // table's creation goes through and batch 0's commit hangs.
         let table = format!("s3://faults/timeout-{i}");
-        let before = proxy.injected();
-        proxy.set(op, Fault::Slow(2, 2_500));
-        if op == Op::PutCommit {
-            proxy.skip(op, 1);
-        }
-        let out = moto
-            .sluice()
-            .env(
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", proxy.port),
-            )
-            .env("AWS_TIMEOUT", "1s")
-            .args([
-                "run",
-                "--source",
-                "s3://faults/src",
-                "--schema",
-                EVENTS_DDL,
-                "--sink",
-                &table,
-            ])
-            .args(["--option", "maxFilesPerTrigger=4", "--progress", "json"])
-            .output()
-            .unwrap();
-        proxy.clear();
-        assert!(out.status.success(), "{op:?} timeout: {}", stderr(&out));
+        let skip = usize::from(op == Op::PutCommit);
+        let out = recovers_exact(
+            &moto,
+            &proxy,
+            op,
+            Fault::Slow(2, 2_500),
+            skip,
+            &table,
+            &[("AWS_TIMEOUT", "1s")],
+            &["--progress", "json"],
+            &want,
+        )
+        .await;
         if op == Op::PutCommit {
             // The retried commit shows in the batch's progress.
             let attempts: Vec<u64> = stderr(&out)
@@ -298,21 +328,6 @@ async fn every_operation_fails_transiently_and_permanently() {
                 .collect();
             assert!(attempts.first().is_some_and(|a| *a >= 2), "{attempts:?}");
         }
-        assert_eq!(
-            proxy.injected() - before,
-            2,
-            "{op:?}: the hangs were injected"
-        );
-        let url = url::Url::parse(&table).unwrap();
-        let got = table_rows_at(url, moto.options(), EVENT_ROWS).await;
-        assert_eq!(got, want, "{op:?} timeout");
-        let url = url::Url::parse(&table).unwrap();
-        let (version, epochs) = query_commits_at(url, moto.options(), "sluice-default").await;
-        assert_eq!(
-            (version, epochs),
-            (Some(1), vec![0, 1]),
-            "{op:?} timeout: each batch once"
-        );
 
         // Permanent: a one-line error, nothing half-committed; healthy again, a rerun ends exact.
         let table = format!("s3://faults/permanent-{i}");

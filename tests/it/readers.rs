@@ -167,8 +167,7 @@ async fn three_readers_agree_on_s3_tables() {
             table,
         ];
         args.extend(extra);
-        let out = moto.sluice().args(&args).output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        moto.run_ok(&args);
     }
     let options = moto.options();
     assert_readers(

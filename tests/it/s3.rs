@@ -2,49 +2,37 @@
 
 use crate::common::*;
 
-const HOURLY: &str = "SELECT action, window(time, '1 hour') AS window, count(*) AS n FROM source \
-                      GROUP BY action, window(time, '1 hour')";
-
 #[tokio::test]
 async fn events_from_s3_into_an_s3_table() {
     let Some(moto) = Moto::start() else { return };
     moto.create_bucket("lake");
     moto.upload("lake", "landing/events", &fixture_files("events", 0..50))
         .await;
-    let out = moto
-        .sluice()
-        .args([
-            "run",
-            "--source",
-            "s3://lake/landing/events",
-            "--schema",
-            EVENTS_DDL,
-            "--sink",
-            "s3://lake/tables/events",
-            "--option",
-            "maxFilesPerTrigger=20",
-            "--query-name",
-            "s3",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    moto.run_ok(&[
+        "run",
+        "--source",
+        "s3://lake/landing/events",
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        "s3://lake/tables/events",
+        "--option",
+        "maxFilesPerTrigger=20",
+        "--query-name",
+        "s3",
+    ]);
     let url = url::Url::parse("s3://lake/tables/events").unwrap();
     let got = table_rows_at(url, moto.options(), "SELECT time, action FROM t").await;
     let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
     assert_eq!(got.len(), 100_000);
     assert_eq!(got, want);
-    let inspect = moto
-        .sluice()
-        .args([
-            "inspect",
-            "s3://lake/tables/events",
-            "--json",
-            "--limit",
-            "0",
-        ])
-        .output()
-        .unwrap();
+    let inspect = moto.run_ok(&[
+        "inspect",
+        "s3://lake/tables/events",
+        "--json",
+        "--limit",
+        "0",
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(report["queries"][0]["lastBatchId"], 2);
 }
@@ -55,35 +43,28 @@ async fn windowed_update_mode_on_s3_with_state_in_the_bucket() {
     moto.create_bucket("lake");
     moto.upload("lake", "in", &fixture_files("events", 0..25))
         .await;
-    let run = |moto: &Moto| {
-        moto.sluice()
-            .args([
-                "run",
-                "--source",
-                "s3://lake/in",
-                "--schema",
-                EVENTS_DDL,
-                "--sink",
-                "s3://lake/hourly",
-                "--sql",
-                HOURLY,
-                "--output-mode",
-                "update",
-                "--watermark",
-                "time, 10 minutes",
-                "--option",
-                "maxFilesPerTrigger=10",
-            ])
-            .output()
-            .unwrap()
-    };
-    let out = run(&moto);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let args = [
+        "run",
+        "--source",
+        "s3://lake/in",
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        "s3://lake/hourly",
+        "--sql",
+        HOURLY,
+        "--output-mode",
+        "update",
+        "--watermark",
+        "time, 10 minutes",
+        "--option",
+        "maxFilesPerTrigger=10",
+    ];
+    moto.run_ok(&args);
     // A restart restores the state from the bucket and carries on.
     moto.upload("lake", "in", &fixture_files("events", 25..50))
         .await;
-    let out = run(&moto);
-    assert!(out.status.success(), "{}", stderr(&out));
+    moto.run_ok(&args);
     let url = url::Url::parse("s3://lake/hourly").unwrap();
     let got = table_rows_at(
         url,
@@ -93,8 +74,7 @@ async fn windowed_update_mode_on_s3_with_state_in_the_bucket() {
     .await;
     let want = expected_events(
         &fixture("events"),
-        "SELECT action, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws, count(*) \
-         FROM events GROUP BY action, ws",
+        &windowed_sql(false, false, "action, ws, count(*)"),
     )
     .await;
     assert_eq!(got, want);
@@ -128,26 +108,21 @@ async fn two_queries_appending_to_one_s3_table_lose_no_commit() {
             .unwrap()
     };
     // The table exists first, so that both writers race on appends, not on creation.
-    let first = moto
-        .sluice()
-        .args([
-            "run",
-            "--source",
-            "s3://lake/a",
-            "--schema",
-            EVENTS_DDL,
-            "--sink",
-            "s3://lake/shared",
-            "--option",
-            "maxFilesPerTrigger=1",
-            "--query-name",
-            "a",
-            "--trigger",
-            "once",
-        ])
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", stderr(&first));
+    moto.run_ok(&[
+        "run",
+        "--source",
+        "s3://lake/a",
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        "s3://lake/shared",
+        "--option",
+        "maxFilesPerTrigger=1",
+        "--query-name",
+        "a",
+        "--trigger",
+        "once",
+    ]);
     let (a, b) = (spawn("s3://lake/a", "a"), spawn("s3://lake/b", "b"));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", stderr(&a));

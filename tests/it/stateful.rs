@@ -16,25 +16,6 @@ fn window_sql(window: &str) -> String {
 const TABLE_SQL: &str =
     "SELECT action, \"window\"['start'], \"window\"['end'], n, n_action, first, last, secs, avg_sec FROM t";
 
-/// The batch computation: windows from DataFusion's date_bin, independent of Sluice's window().
-fn expected_sql(sliding: bool, closed_before_watermark: Option<&str>) -> String {
-    let starts = if sliding {
-        "SELECT action, time, date_bin(INTERVAL '30 minutes', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events \
-         UNION ALL SELECT action, time, date_bin(INTERVAL '30 minutes', time, TIMESTAMP '1970-01-01T00:00:00Z') - INTERVAL '30 minutes' AS ws FROM events"
-    } else {
-        "SELECT action, time, date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS ws FROM events"
-    };
-    let filter = match closed_before_watermark {
-        Some(delay) => format!(
-            "WHERE ws + INTERVAL '1 hour' <= (SELECT max(time) FROM events) - INTERVAL '{delay}'"
-        ),
-        None => String::new(),
-    };
-    format!(
-        "SELECT action, ws, ws + INTERVAL '1 hour', {AGGS} FROM ({starts}) {filter} GROUP BY action, ws"
-    )
-}
-
 async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>) {
     let dir = tempdir();
     let table = dir.path().join("t");
@@ -65,8 +46,8 @@ async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>
         .sum();
     assert_eq!(dropped, 0, "no row is late in this input");
     let got = table_rows(&table, TABLE_SQL).await;
-    let closed = (mode == "append").then_some("10 minutes");
-    let want = expected_events(src, &expected_sql(sliding, closed)).await;
+    let select = format!("action, ws, ws + INTERVAL '1 hour', {AGGS}");
+    let want = expected_events(src, &windowed_sql(sliding, mode == "append", &select)).await;
     assert!(!want.is_empty());
     assert_eq!(got, want, "sliding={sliding} mode={mode} limit={limit:?}");
 }
