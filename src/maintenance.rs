@@ -36,7 +36,7 @@ pub struct VacuumReport {
 /// Load an existing table; a location without one is a user error.
 pub async fn load(uri: &str) -> Result<deltalake::DeltaTable> {
     let location = Location::parse(uri).map_err(|e| SinkError::Location(e.to_string()))?;
-    let mut table = table_at(&location)?;
+    let mut table = table_at(&location, &Default::default())?;
     table.load().await.map_err(|e| match e {
         deltalake::DeltaTableError::NotATable(_) => Error::Config(format!(
             "{uri} is not a Delta table; point at a table directory"

@@ -49,11 +49,21 @@ pub fn reporter(style: ProgressStyle, query: &str) -> (ProgressCallback, Option<
             let bar = Bar::new(query);
             let shown = bar.clone();
             let mut total_rows = 0u64;
+            let mut retries = 0u64;
             (
                 Box::new(move |p: &Progress| {
                     total_rows += p.num_input_rows;
+                    retries += p.sink.metrics.storage_retries
+                        + p.sources
+                            .iter()
+                            .map(|s| s.metrics.storage_retries)
+                            .sum::<u64>();
+                    let retried = match retries {
+                        0 => String::new(),
+                        n => format!(" · {n} storage requests retried"),
+                    };
                     shown.bar.set_message(format!(
-                        "batch {} · {} rows ({:.0} rows/s) · {} total · table v{}",
+                        "batch {} · {} rows ({:.0} rows/s) · {} total · table v{}{retried}",
                         p.batch_id,
                         p.num_input_rows,
                         p.processed_rows_per_second,

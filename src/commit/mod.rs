@@ -20,6 +20,7 @@
 //! restart re-runs batch N from that record; a crash after it resumes at N+1. delta-rs does not
 //! enforce monotonic txn versions, so the decision is re-taken before every attempt.
 
+pub mod keepalive;
 pub mod record;
 
 use std::collections::HashMap;

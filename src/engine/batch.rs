@@ -426,6 +426,7 @@ impl Engine {
             }
         }
         self.next_batch = record.batch_id + 1;
+        self.txn_written = Some(Instant::now());
         Ok(self.progress(
             record,
             &stats,
@@ -497,6 +498,8 @@ impl Engine {
             })
             .unwrap_or_default();
         let start_offset = std::mem::replace(&mut self.last_offset, end_offset.clone());
+        let io_now = (self.source.io_counts(), self.sink.io_counts());
+        let (source_io, sink_io) = std::mem::replace(&mut self.io_mark, io_now);
         Progress {
             id: self.query_id.clone(),
             run_id: self.run_id.clone(),
@@ -519,12 +522,14 @@ impl Engine {
                 input_rows_per_second: rate(rows_in, since_last),
                 processed_rows_per_second: rate(rows_in, elapsed),
                 num_malformed_records: stats.malformed.load(Ordering::Relaxed),
+                metrics: (io_now.0 - source_io).into(),
             }],
             sink: SinkProgress {
                 description: format!("DeltaSink[{}]", self.cfg.sink),
                 num_output_rows: rows_out,
                 table_version: version,
                 commit_attempts,
+                metrics: (io_now.1 - sink_io).into(),
             },
         }
     }

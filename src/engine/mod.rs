@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::commit;
+use crate::commit::keepalive;
 use crate::commit::record::{BatchRecord, Created, RecordStore, SourceInfo, RECORD_FORMAT};
 use crate::error::Error;
 use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
@@ -36,6 +37,7 @@ use crate::source::discovery::{effective_max_age, select_batch, FileEntry, SeenF
 use crate::source::options::{Format, ReadLimit, SourceOptions};
 use crate::source::{ddl, FileSource};
 use crate::state::store::StateStore;
+use crate::storage::IoCounts;
 use operator::AggOperator;
 pub use progress::{Progress, SinkProgress, SourceProgress};
 pub use trigger::Trigger;
@@ -160,7 +162,11 @@ pub struct Engine {
     query_id: String,
     run_id: String,
     last_offset: Value,
+    /// Storage request counts (source, sink) at the previous progress.
+    io_mark: (IoCounts, IoCounts),
     last_trigger: Option<Instant>,
+    /// When this run last wrote the query's txn (a batch or a keep-alive).
+    txn_written: Option<Instant>,
     own_commit: Option<commit::OwnCommit>,
     operator: Option<AggOperator>,
 }
@@ -264,7 +270,9 @@ impl Engine {
             query_id,
             run_id: uuid::Uuid::new_v4().to_string(),
             last_offset,
+            io_mark: Default::default(),
             last_trigger: None,
+            txn_written: None,
             own_commit: None,
             operator,
         })
@@ -320,7 +328,7 @@ impl Engine {
                     }
                 }
                 None if trigger.is_finite() => return Ok(Ending::Finished),
-                None => {}
+                None => self.keep_txn_alive().await,
             }
             if let Trigger::ProcessingTime(interval) = trigger {
                 let wait = interval.saturating_sub(started.elapsed());
@@ -380,6 +388,35 @@ impl Engine {
             .run_batch(&record, trigger_start, timestamp, durations)
             .await?;
         Ok(Some((progress, replayed)))
+    }
+
+    /// While idle, refresh the query's txn before the table's txn retention can expire it (see
+    /// [`commit::keepalive`]). Housekeeping: a failure is logged and tried again later.
+    async fn keep_txn_alive(&mut self) {
+        let Some(last) = self.next_batch.checked_sub(1).filter(|b| *b >= 0) else {
+            return;
+        };
+        let retention = keepalive::txn_retention(self.sink.table());
+        let since = self.txn_written.map(|t| t.elapsed());
+        if !keepalive::keep_alive_due(retention, since) {
+            return;
+        }
+        let app_id = self.cfg.app_id();
+        let owner = keepalive::TxnOwner {
+            app_id: &app_id,
+            query_id: &self.query_id,
+            query_name: &self.cfg.query_name,
+            output_mode: delta_mode(self.cfg.output_mode),
+        };
+        match keepalive::refresh_txn(self.sink.table_mut(), owner, last).await {
+            Ok(Some(version)) => {
+                self.txn_written = Some(Instant::now());
+                self.own_commit = None;
+                tracing::info!(version, batch = last, "txn record refreshed while idle");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("could not refresh the query's txn record: {e}"),
+        }
     }
 
     fn new_record(&self, files: Vec<FileEntry>) -> BatchRecord {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::storage::IoCounts;
+
 /// One micro-batch's progress.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +61,8 @@ pub struct SourceProgress {
     pub processed_rows_per_second: f64,
     /// Malformed records met (dropped, or kept with a corrupt-record value).
     pub num_malformed_records: u64,
+    /// Storage requests since the previous progress.
+    pub metrics: StorageMetrics,
 }
 
 /// Progress of the sink in a batch.
@@ -74,4 +78,26 @@ pub struct SinkProgress {
     /// Commit attempts it took (more than 1 after conflicts with other writers, or after a
     /// storage failure while writing the commit).
     pub commit_attempts: usize,
+    /// Storage requests since the previous progress.
+    pub metrics: StorageMetrics,
+}
+
+/// Requests to S3 (zero on local disk) since the previous progress.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageMetrics {
+    /// HTTP requests, every attempt counted.
+    pub storage_requests: u64,
+    /// Attempts that failed with a transient error (5xx, 429, timeouts, connection errors);
+    /// the store retried them with backoff.
+    pub storage_retries: u64,
+}
+
+impl From<IoCounts> for StorageMetrics {
+    fn from(c: IoCounts) -> Self {
+        StorageMetrics {
+            storage_requests: c.requests,
+            storage_retries: c.failed,
+        }
+    }
 }

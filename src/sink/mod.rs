@@ -15,7 +15,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 
-use crate::storage::{self, Location};
+use crate::storage::{self, IoCounts, IoStats, Location};
 
 /// Errors of the sink and commit layers.
 #[derive(Debug, thiserror::Error)]
@@ -52,14 +52,20 @@ pub enum SinkError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-/// A (not yet loaded) Delta table handle for a location, configured from the AWS environment.
-pub fn table_at(location: &Location) -> Result<DeltaTable, SinkError> {
+/// A (not yet loaded) Delta table handle for a location, configured from the AWS environment;
+/// on S3 its requests are counted in `io`.
+pub fn table_at(location: &Location, io: &Arc<IoStats>) -> Result<DeltaTable, SinkError> {
     let url = location
         .url()
         .map_err(|e| SinkError::Location(e.to_string()))?;
-    Ok(DeltaTableBuilder::from_url(url)?
-        .with_storage_options(storage::delta_storage_options())
-        .build()?)
+    let mut builder = DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_options(storage::delta_storage_options());
+    if let Location::S3 { .. } = location {
+        let store =
+            storage::object_store(location, io).map_err(|e| SinkError::Location(e.to_string()))?;
+        builder = builder.with_storage_backend(store, url);
+    }
+    Ok(builder.build()?)
 }
 
 /// Checkpoint interval of the tables Sluice creates. A micro-batch commit costs more with every
@@ -80,6 +86,7 @@ pub struct DeltaSink {
     table: DeltaTable,
     exists: bool,
     partition_by: Vec<String>,
+    io: Arc<IoStats>,
 }
 
 impl DeltaSink {
@@ -94,7 +101,8 @@ impl DeltaSink {
                 ))
             })?;
         }
-        let mut table = table_at(&location)?;
+        let io = Arc::new(IoStats::default());
+        let mut table = table_at(&location, &io)?;
         let exists = table.log_store().is_delta_table_location().await?;
         if exists {
             table.load().await?;
@@ -104,7 +112,13 @@ impl DeltaSink {
             table,
             exists,
             partition_by,
+            io,
         })
+    }
+
+    /// Storage requests made so far (counted on S3 only).
+    pub fn io_counts(&self) -> IoCounts {
+        self.io.read()
     }
 
     /// The table as the user named it.

@@ -17,7 +17,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::storage::{self, Location};
+use crate::storage::{self, IoCounts, IoStats, Location};
 use decode::{DecodeSpec, Decoded};
 use discovery::FileEntry;
 use options::{Format, SourceOptions};
@@ -67,6 +67,7 @@ const INFER_SAMPLE_FILES: usize = 8;
 pub struct FileSource {
     location: Location,
     store: Arc<dyn ObjectStore>,
+    io: Arc<IoStats>,
     format: Format,
     options: SourceOptions,
 }
@@ -83,14 +84,21 @@ impl FileSource {
                 )));
             }
         }
-        let store =
-            storage::object_store(&location).map_err(|e| SourceError::Location(e.to_string()))?;
+        let io = Arc::new(IoStats::default());
+        let store = storage::object_store(&location, &io)
+            .map_err(|e| SourceError::Location(e.to_string()))?;
         Ok(FileSource {
             location,
             store,
+            io,
             format,
             options,
         })
+    }
+
+    /// Storage requests made so far (counted on S3 only).
+    pub fn io_counts(&self) -> IoCounts {
+        self.io.read()
     }
 
     /// The source as the user named it.

@@ -188,6 +188,15 @@ impl FaultProxy {
     }
 }
 
+/// The progress reports a run printed with `--progress json`.
+fn progress_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    stderr(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|p| p.get("batchId").is_some())
+        .collect()
+}
+
 /// The table's events as `time_us|action`, like [`expected_event_rows`].
 const EVENT_ROWS: &str =
     "SELECT CAST(CAST(date_part('epoch', time) AS BIGINT) * 1000000 AS VARCHAR) || '|' || action FROM t";
@@ -272,9 +281,10 @@ async fn every_operation_fails_transiently_and_permanently() {
         .into_iter()
         .enumerate()
     {
-        // Transient: retried, and the table ends exact.
+        // Transient: retried, and the table ends exact; progress reports the retries on the
+        // side (source or sink) that met them.
         let table = format!("s3://faults/transient-{i}");
-        recovers_exact(
+        let out = recovers_exact(
             &moto,
             &proxy,
             op,
@@ -282,10 +292,40 @@ async fn every_operation_fails_transiently_and_permanently() {
             0,
             &table,
             &[],
-            &[],
+            &["--progress", "json"],
             &want,
         )
         .await;
+        let retries = |side: &str| -> u64 {
+            progress_lines(&out)
+                .iter()
+                .map(|p| {
+                    let metrics = if side == "sink" {
+                        &p["sink"]["metrics"]
+                    } else {
+                        &p["sources"][0]["metrics"]
+                    };
+                    metrics["storageRetries"].as_u64().unwrap_or(0)
+                })
+                .sum()
+        };
+        // Lists come from both sides (the source directory, the table's log and records).
+        let want_retries = match op {
+            Op::List => (retries("source") + retries("sink"), 2),
+            Op::GetData => (retries("source"), 2),
+            Op::PutData | Op::PutCommit => (retries("sink"), 2),
+        };
+        assert_eq!(
+            want_retries.0,
+            want_retries.1,
+            "{op:?}: retries in progress: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            retries("source") + retries("sink"),
+            2,
+            "{op:?}: only the injected failures count"
+        );
 
         // Slow: answered late, and the table ends exact.
         let table = format!("s3://faults/slow-{i}");
@@ -321,9 +361,8 @@ async fn every_operation_fails_transiently_and_permanently() {
         .await;
         if op == Op::PutCommit {
             // The retried commit shows in the batch's progress.
-            let attempts: Vec<u64> = stderr(&out)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            let attempts: Vec<u64> = progress_lines(&out)
+                .iter()
                 .filter_map(|p| p["sink"]["commitAttempts"].as_u64())
                 .collect();
             assert!(attempts.first().is_some_and(|a| *a >= 2), "{attempts:?}");

@@ -183,3 +183,71 @@ async fn a_lost_txn_record_stops_the_query_instead_of_duplicating() {
     );
     assert_eq!(table_rows(&second, "SELECT count(*) FROM t").await, before);
 }
+
+/// The query's txn version as a fresh reader sees it now.
+async fn txn_version(table: &std::path::Path, app_id: &str) -> Option<i64> {
+    query_commits(table, app_id).await.0
+}
+
+#[tokio::test]
+async fn an_idle_running_query_keeps_its_txn_past_the_tables_txn_retention() {
+    let dir = tempdir();
+    let (src, table) = (dir.path().join("src"), dir.path().join("table"));
+    copy_files(&fixture("events"), &src, 0..2);
+    let (s, t) = (src.to_str().unwrap(), table.to_str().unwrap());
+    run_ok(&events_args(s, t, &[]));
+    // Txn records expire 4 s after their last update.
+    let url = url::Url::from_directory_path(&table).unwrap();
+    let mut delta = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    delta.load().await.unwrap();
+    delta
+        .set_tbl_properties()
+        .with_properties(
+            [(
+                "delta.setTransactionRetentionDuration".to_string(),
+                "interval 4 seconds".to_string(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(txn_version(&table, "sluice-default").await, Some(0));
+
+    // Idle for 10 s (2.5 retentions) under a 200 ms trigger: the txn must survive.
+    let child = KillOnDrop(
+        sluice()
+            .args(events_args(s, t, &["--trigger", "200ms"]))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        txn_version(&table, "sluice-default").await,
+        Some(0),
+        "the running query's txn expired"
+    );
+    // New files are still picked up exactly once by the running query.
+    copy_files(&fixture("events"), &src, 2..4);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while txn_version(&table, "sluice-default").await != Some(1) {
+        assert!(Instant::now() < deadline, "batch 1 never committed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(child);
+    let want = expected_events(&src, "SELECT time, action FROM events").await;
+    assert_eq!(table_rows(&table, "SELECT time, action FROM t").await, want);
+
+    // Control: with no query running, the same retention does expire the txn, and a restart
+    // refuses to re-read the source instead of duplicating it.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(txn_version(&table, "sluice-default").await, None);
+    let out = crate::common::run(&events_args(s, t, &[]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no longer holds the transaction record"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(table_rows(&table, "SELECT time, action FROM t").await, want);
+}

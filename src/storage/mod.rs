@@ -1,5 +1,8 @@
 //! Where data lives: local directories and `s3://` URIs, resolved to object stores and table URLs.
-//! S3 settings come from the standard AWS environment variables.
+//! S3 settings come from the standard AWS environment variables; every S3 store counts its
+//! requests (see [`metered`]).
+
+pub mod metered;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,6 +13,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use url::Url;
+
+pub use metered::{IoCounts, IoStats};
 
 /// Errors resolving a location.
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +166,12 @@ fn normalize(path: &std::path::Path) -> PathBuf {
     out
 }
 
-/// An object store rooted at the location's store (a local directory, or an S3 bucket).
-pub fn object_store(location: &Location) -> Result<Arc<dyn ObjectStore>, StorageError> {
+/// An object store rooted at the location's store (a local directory, or an S3 bucket whose
+/// requests are counted in `stats`).
+pub fn object_store(
+    location: &Location,
+    stats: &Arc<IoStats>,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
     match location {
         Location::Local { path, .. } => {
             let store =
@@ -177,6 +186,9 @@ pub fn object_store(location: &Location) -> Result<Arc<dyn ObjectStore>, Storage
         } => {
             let store = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
+                .with_http_connector(metered::CountingConnector {
+                    stats: Arc::clone(stats),
+                })
                 .build()
                 .map_err(|e| StorageError::Config {
                     uri: display.clone(),
