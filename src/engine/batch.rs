@@ -145,14 +145,18 @@ struct Produced {
 
 impl Engine {
     fn input(
-        &self,
+        &mut self,
         record: &BatchRecord,
         stats: Arc<InputStats>,
         prepare: Prepare,
     ) -> SendableRecordBatchStream {
+        let next = std::mem::take(&mut self.next_files);
         let decoded = self
-            .source
-            .read(record.files.clone(), self.source_schema.clone());
+            .read_ahead
+            .read(&self.source, &record.files, &self.source_schema);
+        let decoded =
+            self.read_ahead
+                .then_read_ahead(decoded, &self.source, next, &self.source_schema);
         let table_schema = prepare.table_schema.clone();
         let batches = decoded
             .map(move |item| match item {

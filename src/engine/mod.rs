@@ -17,6 +17,7 @@
 mod batch;
 pub mod operator;
 pub mod progress;
+mod readahead;
 pub mod trigger;
 
 use std::collections::BTreeMap;
@@ -165,6 +166,10 @@ pub struct Engine {
     /// Storage request counts (source, sink) at the previous progress.
     io_mark: (IoCounts, IoCounts),
     last_trigger: Option<Instant>,
+    /// Decoded files of the next batch, read while the current one finishes.
+    read_ahead: readahead::ReadAhead,
+    /// The files the next batch will most likely read (from the last listing), for read-ahead.
+    next_files: Vec<FileEntry>,
     /// When this run last wrote the query's txn (a batch or a keep-alive).
     txn_written: Option<Instant>,
     own_commit: Option<commit::OwnCommit>,
@@ -272,6 +277,8 @@ impl Engine {
             last_offset,
             io_mark: Default::default(),
             last_trigger: None,
+            read_ahead: Default::default(),
+            next_files: Vec::new(),
             txn_written: None,
             own_commit: None,
             operator,
@@ -364,6 +371,15 @@ impl Engine {
                     self.cfg.options.limit
                 };
                 let files = select_batch(&listed, &self.seen, limit, self.cfg.options.latest_first);
+                self.next_files = match trigger {
+                    Trigger::Once => Vec::new(),
+                    _ => {
+                        let mut after = self.seen.clone();
+                        after.add(&files);
+                        after.purge(effective_max_age(&self.cfg.options));
+                        select_batch(&listed, &after, limit, self.cfg.options.latest_first)
+                    }
+                };
                 durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
                 // With nothing new, a batch runs only to let a moved watermark close windows.
                 let no_data_due = self

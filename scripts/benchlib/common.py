@@ -1,0 +1,76 @@
+"""Shared by the benchmark's runners: the three jobs, how to time a process and its peak memory."""
+import os
+import subprocess
+import threading
+import time
+
+SCHEMA_DDL = "time TIMESTAMP, action STRING"
+FILES_PER_TRIGGER = 5
+
+# The three jobs: name -> (description, window duration, slide, output mode); None = plain append.
+JOBS = {
+    "append": ("append ingest, maxFilesPerTrigger=5", None, None, "append"),
+    "hourly": ("hourly window count per action, complete mode", "1 hour", None, "complete"),
+    "sliding": ("1 h / 30 min sliding count per action, update mode", "1 hour", "30 minutes", "update"),
+}
+
+
+def window_sql(duration, slide):
+    w = f"window(time, '{duration}'" + (f", '{slide}'" if slide else "") + ")"
+    return f"SELECT {w} AS window, action, count(*) AS count FROM source GROUP BY {w}, action"
+
+
+def _rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _children(pid):
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def _tree_rss_kb(root):
+    """Resident memory of a process and all its descendants (a JVM under Python, say)."""
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        total += _rss_kb(p)
+        todo.extend(_children(p))
+    return total
+
+
+def measure(cmd, env=None, cwd=None):
+    """Run cmd; return (wall seconds, peak RSS in MB of the process tree, stdout+stderr)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = out.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{text[-3000:]}")
+    peak_kb = max(peak[0], usage.ru_maxrss)
+    return wall, peak_kb / 1024.0, text

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Spark Structured Streaming doing the same job: the file source with the same schema and
+maxFilesPerTrigger, local[2], writing Delta through foreachBatch + Python deltalake with a txn
+per batch (Spark's own Delta sink needs jars from Maven, which this machine cannot reach).
+
+    spark_peer.py JOB INPUT_DIR TABLE CHECKPOINT_DIR
+"""
+import os
+import sys
+
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import FILES_PER_TRIGGER, JOBS, SCHEMA_DDL  # noqa: E402
+
+APP = "spark-peer"
+
+
+def main():
+    job, src, table, checkpoint = sys.argv[1:5]
+    _, duration, slide, mode = JOBS[job]
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName(f"bench-{job}")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    events = (
+        spark.readStream.schema(SCHEMA_DDL)
+        .option("maxFilesPerTrigger", FILES_PER_TRIGGER)
+        .json(src)
+    )
+    if duration is None:
+        result = events
+    else:
+        w = F.window("time", duration, slide) if slide else F.window("time", duration)
+        result = events.groupBy(w.alias("window"), "action").count()
+
+    def write(df, batch_id):
+        # Exactly once across restarts: skip a batch the table already holds.
+        if DeltaTable.is_deltatable(table):
+            done = DeltaTable(table).transaction_version(APP)
+            if done is not None and done >= batch_id:
+                return
+        data = df.toArrow()
+        props = CommitProperties(app_transactions=[Transaction(app_id=APP, version=batch_id)])
+        if mode == "append":
+            write_deltalake(table, data, mode="append", commit_properties=props)
+        elif mode == "complete":
+            write_deltalake(table, data, mode="overwrite", commit_properties=props)
+        elif not DeltaTable.is_deltatable(table):
+            write_deltalake(table, data, mode="append", commit_properties=props)
+        else:
+            (
+                DeltaTable(table)
+                .merge(data, "t.window.start = s.window.start AND t.action = s.action", "s", "t",
+                       commit_properties=props)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+
+    query = (
+        result.writeStream.outputMode(mode)
+        .foreachBatch(write)
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
