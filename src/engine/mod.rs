@@ -312,6 +312,17 @@ impl Engine {
             Trigger::AvailableNow => Some(self.source.list().await?),
             _ => None,
         };
+        // The first batch's files are read while the table and the first record are prepared.
+        if let Some(files) = &available {
+            let first = select_batch(
+                files,
+                &self.seen,
+                self.cfg.options.limit,
+                self.cfg.options.latest_first,
+            );
+            self.read_ahead
+                .start(&self.source, first, &self.source_schema);
+        }
         loop {
             if *stop.borrow() {
                 return Ok(Ending::Stopped);

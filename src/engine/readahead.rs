@@ -87,27 +87,29 @@ impl ReadAhead {
         if next.is_empty() {
             return input;
         }
-        let (slot, source, schema) = (self.slot.clone(), source.clone(), schema.clone());
-        let start = stream::once(async move {
-            let (tx, rx) = mpsc::channel(AHEAD_FILES);
-            let mut reading = source.read(next.clone(), schema);
-            let task = tokio::spawn(async move {
-                while let Some(item) = reading.next().await {
-                    let failed = item.is_err();
-                    if tx.send(item).await.is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            if let Ok(mut s) = slot.lock() {
-                *s = Some(Prefetch {
-                    files: next,
-                    rx,
-                    task,
-                });
-            }
-        })
-        .filter_map(|()| async { None });
+        let (this, source, schema) = (self.clone(), source.clone(), schema.clone());
+        let start = stream::once(async move { this.start(&source, next, &schema) })
+            .filter_map(|()| async { None });
         input.chain(start).boxed()
+    }
+
+    /// Start reading `files` ahead now (replacing anything read ahead before).
+    pub(super) fn start(&self, source: &FileSource, files: Vec<FileEntry>, schema: &SchemaRef) {
+        if files.is_empty() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(AHEAD_FILES);
+        let mut reading = source.read(files.clone(), schema.clone());
+        let task = tokio::spawn(async move {
+            while let Some(item) = reading.next().await {
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        if let Ok(mut s) = self.slot.lock() {
+            *s = Some(Prefetch { files, rx, task });
+        }
     }
 }
