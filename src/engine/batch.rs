@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::array::Int64Array;
 use arrow::array::{Array, AsArray, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::cmp::gt;
 use arrow::compute::prep_null_mask_filter;
-use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{Int64Type, SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -45,6 +46,31 @@ struct EventStats {
     count: u64,
 }
 
+impl EventStats {
+    /// Add one column of event times, with Arrow's aggregate kernels: min, max, and the sum
+    /// taken relative to the column's minimum (so that it fits an i64 for any realistic span).
+    fn observe(&mut self, ts: &TimestampMicrosecondArray) {
+        let (Some(lo), Some(hi)) = (arrow::compute::min(ts), arrow::compute::max(ts)) else {
+            return;
+        };
+        let n = (ts.len() - ts.null_count()) as u64;
+        let ints = ts.reinterpret_cast::<Int64Type>();
+        let relative = arrow::compute::kernels::numeric::sub(&ints, &Int64Array::new_scalar(lo))
+            .ok()
+            .and_then(|r| arrow::compute::sum_checked(r.as_primitive::<Int64Type>()).ok())
+            .flatten();
+        let sum = match relative {
+            Some(r) => i128::from(lo) * i128::from(n) + i128::from(r),
+            // Spans too wide for an i64 sum: add them one by one.
+            None => ts.iter().flatten().map(i128::from).sum(),
+        };
+        self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
+        self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
+        self.sum += sum;
+        self.count += n;
+    }
+}
+
 /// Counters shared with the input stream of a batch.
 #[derive(Debug, Default)]
 struct InputStats {
@@ -76,12 +102,7 @@ impl Prepare {
                     .events
                     .lock()
                     .map_err(|_| PlanError::Execution("stats".into()))?;
-                for v in ts.iter().flatten() {
-                    e.min = Some(e.min.map_or(v, |m| m.min(v)));
-                    e.max = Some(e.max.map_or(v, |m| m.max(v)));
-                    e.sum += i128::from(v);
-                    e.count += 1;
-                }
+                e.observe(ts);
             }
         }
         let expanded = match &self.window {
@@ -551,5 +572,39 @@ impl InputStats {
             Some(source_error) => source_error.into(),
             None => e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stats_match_a_row_by_row_computation() {
+        let year = 365 * 24 * 3600 * 1_000_000_i64;
+        let narrow: Vec<Option<i64>> = (0..10_000)
+            .map(|i| (i % 7 != 3).then_some(1_469_501_107_000_000 + i * 997))
+            .collect();
+        let wide = vec![
+            Some(-500 * year),
+            None,
+            Some(i64::MAX / 2),
+            Some(i64::MAX / 2 + 9),
+        ];
+        for values in [narrow, wide] {
+            let mut by_kernels = EventStats::default();
+            by_kernels.observe(&TimestampMicrosecondArray::from(values.clone()));
+            let present: Vec<i64> = values.iter().flatten().copied().collect();
+            assert_eq!(by_kernels.min, present.iter().min().copied());
+            assert_eq!(by_kernels.max, present.iter().max().copied());
+            assert_eq!(
+                by_kernels.sum,
+                present.iter().map(|v| i128::from(*v)).sum::<i128>()
+            );
+            assert_eq!(by_kernels.count, present.len() as u64);
+        }
+        let mut empty = EventStats::default();
+        empty.observe(&TimestampMicrosecondArray::from(vec![None, None]));
+        assert_eq!((empty.min, empty.count), (None, 0));
     }
 }
