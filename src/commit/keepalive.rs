@@ -18,13 +18,12 @@
 
 use std::time::Duration;
 
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, OutputMode};
 use deltalake::DeltaTable;
 use serde_json::json;
 
-use super::committed_batch;
+use super::{committed_batch, txn_properties};
 use crate::duration::parse_duration;
 use crate::sink::SinkError;
 
@@ -81,17 +80,11 @@ pub async fn refresh_txn(
     if committed_batch(table, app_id).await? != Some(batch_id) {
         return Ok(None);
     }
-    let properties = CommitProperties::default()
-        .with_application_transaction(Transaction::new_with_last_update(
-            app_id,
-            batch_id,
-            Some(chrono::Utc::now().timestamp_millis()),
-        ))
-        .with_metadata([(
-            "sluice".to_string(),
-            json!({ "queryName": query_name, "batchId": batch_id, "keepAlive": true }),
-        )])
-        .with_cleanup_expired_logs(Some(false));
+    let properties = txn_properties(
+        app_id,
+        batch_id,
+        json!({ "queryName": query_name, "batchId": batch_id, "keepAlive": true }),
+    );
     let operation = DeltaOperation::StreamingUpdate {
         output_mode,
         query_id: query_id.to_string(),

@@ -201,6 +201,20 @@ fn table_version(table: &DeltaTable) -> Option<i64> {
     table.version().and_then(|v| i64::try_from(v).ok())
 }
 
+/// What every commit of a query carries: its txn at `batch_id`, stamped now (the stamp that
+/// `delta.setTransactionRetentionDuration` ages), the query's `sluice` block in commitInfo, and
+/// no expired-log cleanup (that runs periodically, see [`crate::sink::LOG_CLEANUP_EVERY`]).
+pub(crate) fn txn_properties(app_id: &str, batch_id: i64, info: Value) -> CommitProperties {
+    CommitProperties::default()
+        .with_application_transaction(Transaction::new_with_last_update(
+            app_id,
+            batch_id,
+            Some(chrono::Utc::now().timestamp_millis()),
+        ))
+        .with_metadata(HashMap::from([("sluice".to_string(), info)]))
+        .with_cleanup_expired_logs(Some(false))
+}
+
 /// Commit one batch, exactly once. See the module docs for the protocol. `own` remembers this
 /// process's last commit and is updated on success.
 pub async fn commit_batch(
@@ -242,15 +256,7 @@ pub async fn commit_batch(
         }
         let mut actions: Vec<Action> = batch.extra.clone();
         actions.extend(batch.adds.iter().cloned().map(Action::Add));
-        let now = chrono::Utc::now().timestamp_millis();
-        let properties = CommitProperties::default()
-            .with_application_transaction(Transaction::new_with_last_update(
-                &batch.app_id,
-                batch.batch_id,
-                Some(now),
-            ))
-            .with_metadata(HashMap::from([("sluice".to_string(), batch.info.clone())]))
-            .with_cleanup_expired_logs(Some(false));
+        let properties = txn_properties(&batch.app_id, batch.batch_id, batch.info.clone());
         let operation = DeltaOperation::StreamingUpdate {
             output_mode: batch.output_mode,
             query_id: batch.query_id.clone(),

@@ -420,9 +420,10 @@ impl Engine {
     /// While idle, refresh the query's txn before the table's txn retention can expire it (see
     /// [`commit::keepalive`]). Housekeeping: a failure is logged and tried again later.
     async fn keep_txn_alive(&mut self) {
-        let Some(last) = self.next_batch.checked_sub(1).filter(|b| *b >= 0) else {
+        if self.next_batch == 0 {
             return;
-        };
+        }
+        let last = self.next_batch - 1;
         let retention = keepalive::txn_retention(self.sink.table());
         let since = self.txn_written.map(|t| t.elapsed());
         if !keepalive::keep_alive_due(retention, since) {
