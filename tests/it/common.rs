@@ -238,6 +238,15 @@ pub async fn query_commits_at(
     (version, epochs)
 }
 
+/// The progress reports a run printed with `--progress json`.
+pub fn progress_lines(out: &Output) -> Vec<serde_json::Value> {
+    stderr(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|p| p.get("batchId").is_some())
+        .collect()
+}
+
 /// Stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -449,5 +458,101 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Where a test reads from and writes to: local directories, or a bucket on the moto server.
+/// Either way `local_src` holds the same input on local disk, for the batch computation of the
+/// expected rows.
+pub struct Target<'a> {
+    pub src: String,
+    pub table: String,
+    pub url: url::Url,
+    pub options: HashMap<String, String>,
+    pub env: Vec<(String, String)>,
+    pub local_src: PathBuf,
+    /// On S3: the server and bucket, and the directory holding `local_src`.
+    s3: Option<(&'a Moto, String, tempfile::TempDir)>,
+}
+
+impl<'a> Target<'a> {
+    /// Local directories under `dir`, the source holding event files `files`.
+    pub fn local(dir: &Path, files: std::ops::Range<usize>) -> Target<'a> {
+        let src = dir.join("src");
+        let table = dir.join("table");
+        copy_files(&fixture("events"), &src, files);
+        Target {
+            src: src.to_str().unwrap().to_string(),
+            table: table.to_str().unwrap().to_string(),
+            url: url::Url::from_directory_path(&table).unwrap(),
+            options: HashMap::new(),
+            env: Vec::new(),
+            local_src: src,
+            s3: None,
+        }
+    }
+
+    /// A new bucket on the moto server, the source prefix holding event files `files`.
+    pub async fn s3(moto: &'a Moto, bucket: &str, files: std::ops::Range<usize>) -> Target<'a> {
+        moto.create_bucket(bucket);
+        let local = tempdir();
+        let target = Target {
+            src: format!("s3://{bucket}/src"),
+            table: format!("s3://{bucket}/table"),
+            url: url::Url::parse(&format!("s3://{bucket}/table")).unwrap(),
+            options: moto.options(),
+            env: moto.env(),
+            local_src: local.path().join("src"),
+            s3: Some((moto, bucket.to_string(), local)),
+        };
+        target.add_files(files).await;
+        target
+    }
+
+    /// Event files `files` arrive in the source.
+    pub async fn add_files(&self, files: std::ops::Range<usize>) {
+        let copied = copy_files(&fixture("events"), &self.local_src, files);
+        if let Some((moto, bucket, _)) = &self.s3 {
+            moto.upload(bucket, "src", &copied).await;
+        }
+    }
+
+    /// The sluice command with this target's settings.
+    pub fn sluice(&self) -> Command {
+        let mut cmd = sluice();
+        cmd.envs(self.env.clone());
+        cmd
+    }
+
+    /// Run sluice with this target's settings.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.sluice().args(args).output().unwrap()
+    }
+
+    /// Rows of the table (`t`) by SQL.
+    pub async fn rows(&self, sql: &str) -> Vec<String> {
+        table_rows_at(self.url.clone(), self.options.clone(), sql).await
+    }
+
+    /// The events of `local_src` by SQL over `events`, as a batch computation sees them.
+    pub async fn expected(&self, sql: &str) -> Vec<String> {
+        expected_events(&self.local_src, sql).await
+    }
+
+    /// The txn version of `query` and the epochs of its commits.
+    pub async fn commits(&self, query: &str) -> (Option<i64>, Vec<i64>) {
+        let app = format!("sluice-{query}");
+        query_commits_at(self.url.clone(), self.options.clone(), &app).await
+    }
+
+    /// The query's commits are exactly batches 0..=last, each once.
+    pub async fn assert_txns(&self, query: &str, last: i64) {
+        let (version, epochs) = self.commits(query).await;
+        assert_eq!(version, Some(last));
+        assert_eq!(
+            epochs,
+            (0..=last).collect::<Vec<_>>(),
+            "txn versions must run 0..N-1 with no gap or repeat"
+        );
     }
 }

@@ -32,6 +32,8 @@ async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>
         mode,
         "--watermark",
         "time, 10 minutes",
+        "--progress",
+        "json",
     ];
     let limit_opt;
     if let Some(n) = limit {
@@ -39,10 +41,15 @@ async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>
         extra.extend(["--option", &limit_opt]);
     }
     let out = run_events(src, &table, &extra);
-    let dropped: u64 = stderr(&out)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|p| p["stateOperators"][0]["numRowsDroppedByWatermark"].as_u64())
+    let progress = progress_lines(&out);
+    assert!(!progress.is_empty(), "every batch reports its progress");
+    let dropped: u64 = progress
+        .iter()
+        .map(|p| {
+            p["stateOperators"][0]["numRowsDroppedByWatermark"]
+                .as_u64()
+                .expect("a stateful batch reports its late rows")
+        })
         .sum();
     assert_eq!(dropped, 0, "no row is late in this input");
     let got = table_rows(&table, TABLE_SQL).await;
