@@ -1,30 +1,27 @@
-//! Two instances of one query on one table never duplicate a row: one of them stops.
+//! Two instances of one query on one table never duplicate a row: one of them stops. Locally
+//! and on the S3 server.
 
 use std::process::Stdio;
 
 use crate::common::*;
 
-#[tokio::test]
-async fn two_instances_of_one_query_never_duplicate() {
-    let dir = tempdir();
-    let src = dir.path().join("src");
-    let table = dir.path().join("table");
-    copy_files(&fixture("events"), &src, 0..30);
+async fn two_instances_never_duplicate(target: &Target<'_>) {
     let args = [
         "run",
         "--source",
-        src.to_str().unwrap(),
+        &target.src,
         "--schema",
         EVENTS_DDL,
         "--sink",
-        table.to_str().unwrap(),
+        &target.table,
         "--option",
         "maxFilesPerTrigger=1",
         "--query-name",
         "twice",
     ];
     let spawn = || {
-        sluice()
+        target
+            .sluice()
             .args(args)
             .env("SLUICE_TEST_PAUSE_MS", "15")
             .stderr(Stdio::piped())
@@ -54,11 +51,22 @@ async fn two_instances_of_one_query_never_duplicate() {
         "two instances racing on every batch: one of them must stop"
     );
     // Finish whatever is left with a single instance.
-    run_ok(&args);
-    let got = table_rows(&table, "SELECT time, action FROM t").await;
-    let want = expected_events(&src, "SELECT time, action FROM events").await;
+    let out = target.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = target.rows("SELECT time, action FROM t").await;
+    let want = target.expected("SELECT time, action FROM events").await;
     assert_eq!(got, want);
-    let (version, epochs) = query_commits(&table, "sluice-twice").await;
-    assert_eq!(version, Some(29));
-    assert_eq!(epochs, (0..=29).collect::<Vec<_>>());
+    target.assert_txns("twice", 29).await;
+}
+
+#[tokio::test]
+async fn two_instances_of_one_query_never_duplicate() {
+    let dir = tempdir();
+    two_instances_never_duplicate(&Target::local(dir.path(), 0..30)).await;
+}
+
+#[tokio::test]
+async fn two_instances_of_one_query_on_s3_never_duplicate() {
+    let Some(moto) = Moto::start() else { return };
+    two_instances_never_duplicate(&Target::s3(&moto, "twice", 0..30).await).await;
 }

@@ -2,9 +2,7 @@
 //! compare the final table with a batch computation over the input.
 
 use std::collections::BTreeSet;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,70 +11,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::common::*;
 
-/// Where a crash test reads from and writes to.
-struct Target {
-    src: String,
-    table: String,
-    url: url::Url,
-    options: HashMap<String, String>,
-    env: Vec<(String, String)>,
-}
-
-impl Target {
-    /// Local directories under `dir`, the source holding the 50 event files.
-    fn local(dir: &Path) -> Target {
-        let src = dir.join("src");
-        let table = dir.join("table");
-        copy_files(&fixture("events"), &src, 0..50);
-        Target {
-            src: src.to_str().unwrap().to_string(),
-            table: table.to_str().unwrap().to_string(),
-            url: url::Url::from_directory_path(&table).unwrap(),
-            options: HashMap::new(),
-            env: Vec::new(),
-        }
-    }
-
-    /// A bucket on the moto server, the source prefix holding the 50 event files.
-    async fn s3(moto: &Moto) -> Target {
-        moto.create_bucket("crash");
-        moto.upload("crash", "src", &fixture_files("events", 0..50))
-            .await;
-        Target {
-            src: "s3://crash/src".into(),
-            table: "s3://crash/table".into(),
-            url: url::Url::parse("s3://crash/table").unwrap(),
-            options: moto.options(),
-            env: moto.env(),
-        }
-    }
-
-    fn sluice(&self) -> std::process::Command {
-        let mut cmd = sluice();
-        cmd.envs(self.env.clone());
-        cmd
-    }
-
-    async fn rows(&self, sql: &str) -> Vec<String> {
-        table_rows_at(self.url.clone(), self.options.clone(), sql).await
-    }
-
-    async fn assert_txns(&self, query: &str, last: i64) {
-        let app = format!("sluice-{query}");
-        let (version, epochs) =
-            query_commits_at(self.url.clone(), self.options.clone(), &app).await;
-        assert_eq!(version, Some(last));
-        assert_eq!(
-            epochs,
-            (0..=last).collect::<Vec<_>>(),
-            "txn versions must run 0..N-1 with no gap or repeat"
-        );
-    }
-}
-
 /// Kill `sluice run` with `extra` flags at random moments over a 50-file ingest (one file per
 /// batch), restarting each time, then let it finish.
-fn ingest_with_kills(target: &Target, query: &str, extra: &[&str]) {
+fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
     let mut args = vec![
         "run",
         "--source",
@@ -192,7 +129,7 @@ fn ingest_with_kills(target: &Target, query: &str, extra: &[&str]) {
     );
 }
 
-async fn append_only_exact(target: &Target) {
+async fn append_only_exact(target: &Target<'_>) {
     ingest_with_kills(target, "crashy", &[]);
     let got = target.rows("SELECT time, action FROM t").await;
     let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
@@ -205,13 +142,13 @@ async fn append_only_exact(target: &Target) {
 #[tokio::test]
 async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     let dir = tempdir();
-    append_only_exact(&Target::local(dir.path())).await;
+    append_only_exact(&Target::local(dir.path(), 0..50)).await;
 }
 
 #[tokio::test]
 async fn sigkill_on_s3_loses_and_repeats_nothing() {
     let Some(moto) = Moto::start() else { return };
-    append_only_exact(&Target::s3(&moto).await).await;
+    append_only_exact(&Target::s3(&moto, "crash", 0..50).await).await;
 }
 
 const SLIDING: &str =
@@ -220,7 +157,7 @@ const SLIDING: &str =
 
 const WINDOW_ROWS: &str = "SELECT action, \"window\"['start'], \"window\"['end'], n FROM t";
 
-async fn windowed_exact(target: &Target, mode: &str) {
+async fn windowed_exact(target: &Target<'_>, mode: &str) {
     let (sql, sliding, closed, last) = match mode {
         "complete" => (HOURLY, false, false, 49),
         "update" => (SLIDING, true, false, 50),
@@ -250,35 +187,35 @@ async fn windowed_exact(target: &Target, mode: &str) {
 #[tokio::test]
 async fn sigkill_in_complete_mode() {
     let dir = tempdir();
-    windowed_exact(&Target::local(dir.path()), "complete").await;
+    windowed_exact(&Target::local(dir.path(), 0..50), "complete").await;
 }
 
 #[tokio::test]
 async fn sigkill_in_update_mode() {
     let dir = tempdir();
-    windowed_exact(&Target::local(dir.path()), "update").await;
+    windowed_exact(&Target::local(dir.path(), 0..50), "update").await;
 }
 
 #[tokio::test]
 async fn sigkill_in_append_mode() {
     let dir = tempdir();
-    windowed_exact(&Target::local(dir.path()), "append").await;
+    windowed_exact(&Target::local(dir.path(), 0..50), "append").await;
 }
 
 #[tokio::test]
 async fn sigkill_on_s3_in_update_mode() {
     let Some(moto) = Moto::start() else { return };
-    windowed_exact(&Target::s3(&moto).await, "update").await;
+    windowed_exact(&Target::s3(&moto, "crash", 0..50).await, "update").await;
 }
 
 #[tokio::test]
 async fn sigkill_on_s3_in_complete_mode() {
     let Some(moto) = Moto::start() else { return };
-    windowed_exact(&Target::s3(&moto).await, "complete").await;
+    windowed_exact(&Target::s3(&moto, "crash", 0..50).await, "complete").await;
 }
 
 #[tokio::test]
 async fn sigkill_on_s3_in_append_mode() {
     let Some(moto) = Moto::start() else { return };
-    windowed_exact(&Target::s3(&moto).await, "append").await;
+    windowed_exact(&Target::s3(&moto, "crash", 0..50).await, "append").await;
 }
