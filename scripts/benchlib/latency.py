@@ -19,6 +19,13 @@ from common import SCHEMA_DDL  # noqa: E402
 LINES = 100
 
 
+def percentile(ordered, q):
+    """The q-quantile of sorted values (nearest rank), None when there are none."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def event_file(i):
     t = 1469501107 + i * 60
     return "".join('{"time":%d,"action":"%s"}\n' % (t + k, "Open" if k % 2 else "Close") for k in range(LINES))
@@ -80,12 +87,9 @@ def main():
                 continue
     batch_ms = sorted(batch_ms[1:])
     latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))]  # noqa: E731
-    result = {"files": n, "rowsPerFile": LINES, "triggerMs": 100, "p50Ms": p(0.50), "p90Ms": p(0.90),
-              "p99Ms": p(0.99), "maxMs": latencies[-1], "meanMs": statistics.mean(latencies),
-              "batchP50Ms": statistics.median(batch_ms) if batch_ms else None,
-              "batchP99Ms": batch_ms[min(len(batch_ms) - 1, int(round(0.99 * (len(batch_ms) - 1))))]
-              if batch_ms else None}
+    result = {"files": n, "rowsPerFile": LINES, "triggerMs": 100, "p50Ms": percentile(latencies, 0.50),
+              "p90Ms": percentile(latencies, 0.90), "p99Ms": percentile(latencies, 0.99), "maxMs": latencies[-1], "meanMs": statistics.mean(latencies),
+              "batchP50Ms": percentile(batch_ms, 0.50), "batchP99Ms": percentile(batch_ms, 0.99)}
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"file-to-committed-version latency over {n} files (100 ms trigger): "
