@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow_json::reader::{infer_json_schema, Decoder, ReaderBuilder};
 
+use super::flat_json;
 use super::timestamps::{self, TimestampSpelling};
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
 use crate::source::options::ParseMode;
@@ -20,7 +21,8 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
     let spelling = timestamp_spelling(spec, &parsed, data);
     let parse_schema = timestamps::parse_schema(&parsed, spelling);
     let format = spec.options.timestamp_format.as_deref();
-    match decode_fast(&parse_schema, data) {
+    let fast = flat_json::decode(&parse_schema, data).map(Ok);
+    match fast.unwrap_or_else(|| decode_fast(&parse_schema, data)) {
         Ok(batches) => {
             let mut out = Vec::with_capacity(batches.len());
             for b in batches {

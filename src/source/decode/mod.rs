@@ -5,6 +5,7 @@
 //! FAILFAST). Decoding is CPU work and runs on a blocking thread, one file per thread.
 
 mod csv;
+mod flat_json;
 mod json;
 mod parquet;
 mod text;
