@@ -91,24 +91,36 @@ impl WindowSpec {
                     self.time_column
                 ))
             })?;
-        let per_row =
-            usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
-        let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
-        let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
-        for (row, ts) in times.iter().enumerate() {
-            let Some(ts) = ts else { continue };
-            for start in self.windows_of(ts) {
-                rows.push(row as u32);
-                starts.push(start);
+        let (mut columns, starts) = if self.size_us == self.slide_us && times.null_count() == 0 {
+            // Tumbling windows over times without nulls: every row is in exactly one window,
+            // so the rows stay as they are.
+            let starts = times
+                .values()
+                .iter()
+                .map(|ts| self.windows_of(*ts).next().unwrap_or(*ts))
+                .collect::<Vec<i64>>();
+            (batch.columns().to_vec(), starts)
+        } else {
+            let per_row =
+                usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
+            let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
+            let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
+            for (row, ts) in times.iter().enumerate() {
+                let Some(ts) = ts else { continue };
+                for start in self.windows_of(ts) {
+                    rows.push(row as u32);
+                    starts.push(start);
+                }
             }
-        }
-        let indices = UInt32Array::from(rows);
-        let mut columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|c| take(c.as_ref(), &indices, None))
-            .collect::<Result<_, _>>()
-            .map_err(|e| PlanError::Execution(e.to_string()))?;
+            let indices = UInt32Array::from(rows);
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &indices, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PlanError::Execution(e.to_string()))?;
+            (columns, starts)
+        };
         let ends: Vec<i64> = starts.iter().map(|s| s + self.size_us).collect();
         let start_col: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
@@ -392,5 +404,42 @@ mod tests {
             .unwrap();
         assert_eq!(out.num_rows(), 4);
         assert_eq!(out.schema().field(1).name(), WINDOW_COLUMN);
+    }
+
+    #[test]
+    fn tumbling_expand_keeps_rows_and_finds_each_window() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("time", timestamp_type(), true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let ts = vec![-1, 0, 59 * MIN, 60 * MIN + 1, 7 * 60 * MIN + 3];
+        let times = TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC");
+        let ns = arrow::array::Int64Array::from(vec![1, 2, 3, 4, 5]);
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(times), Arc::new(ns)]).unwrap();
+        let s = spec(60, 60, 0);
+        let out = s.expand(&batch, &expanded_schema(&schema)).unwrap();
+        assert_eq!(out.num_rows(), 5);
+        assert_eq!(out.column(1), batch.column(1));
+        let window = out
+            .column(2)
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .unwrap();
+        let starts = window
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        let ends = window
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        for (i, t) in ts.iter().enumerate() {
+            let want: Vec<i64> = s.windows_of(*t).collect();
+            assert_eq!(vec![starts.value(i)], want, "row {i}");
+            assert_eq!(ends.value(i), want[0] + 60 * MIN);
+        }
     }
 }
