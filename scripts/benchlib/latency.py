@@ -77,7 +77,7 @@ def main():
         proc.wait()
         progress.close()
     # The part Sluice controls: each batch's own time, from listing to commit (the rest of a
-    # file's latency is waiting for the next trigger, 50 ms on average at a 100 ms interval).
+    # file's latency is waiting until a micro-batch may start: at most one per 100 ms interval).
     batch_ms = []
     with open(os.path.join(work, "progress.jsonl")) as f:
         for line in f:

@@ -34,6 +34,7 @@ use crate::commit::record::{BatchRecord, Created, RecordStore, SourceInfo, RECOR
 use crate::error::Error;
 use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
 use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
+use crate::source::arrivals::Arrivals;
 use crate::source::discovery::{effective_max_age, select_batch, FileEntry, SeenFiles};
 use crate::source::options::{Format, ReadLimit, SourceOptions};
 use crate::source::{ddl, FileSource};
@@ -323,6 +324,13 @@ impl Engine {
             self.read_ahead
                 .start(&self.source, first, &self.source_schema);
         }
+        // A processing-time query on a local directory lists again as soon as a file lands
+        // while it is idle; micro-batches still start at most once per interval.
+        let arrivals = match trigger {
+            Trigger::ProcessingTime(_) => self.source.arrivals(),
+            _ => None,
+        };
+        let mut last_batch: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 return Ok(Ending::Stopped);
@@ -336,6 +344,7 @@ impl Engine {
                     result = step => result?,
                 }
             };
+            let ran = batch.is_some();
             match batch {
                 Some((progress, replayed)) => {
                     on_progress(&progress);
@@ -349,10 +358,14 @@ impl Engine {
                 None => self.keep_txn_alive().await,
             }
             if let Trigger::ProcessingTime(interval) = trigger {
-                let wait = interval.saturating_sub(started.elapsed());
+                if ran {
+                    last_batch = Some(started);
+                }
+                let watch = arrivals.as_ref().filter(|_| !ran);
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return Ok(Ending::Stopped),
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep_until((started + interval).into()) => {}
+                    _ = arrival(watch, last_batch.map(|t| t + interval)) => {}
                 }
             }
         }
@@ -542,4 +555,16 @@ async fn crash_window(phase: &str, batch_id: i64) {
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An idle query's early wake: a file landed in the watched source, and the interval since the
+/// last micro-batch started (`not_before`) has passed. Never completes without a watch.
+async fn arrival(watch: Option<&Arrivals>, not_before: Option<Instant>) {
+    let Some(watch) = watch else {
+        return std::future::pending().await;
+    };
+    watch.landed().await;
+    if let Some(at) = not_before {
+        tokio::time::sleep_until(at.into()).await;
+    }
 }

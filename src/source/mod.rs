@@ -5,6 +5,7 @@
 //!   (each trigger)   (pure: new files, order, limit)               └─► RecordBatch stream
 //! ```
 
+pub mod arrivals;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;
@@ -104,6 +105,14 @@ impl FileSource {
     /// The source as the user named it.
     pub fn uri(&self) -> &str {
         self.location.as_str()
+    }
+
+    /// A watch for files landing in a local source directory (`None` on S3, or when the OS
+    /// cannot watch it).
+    pub fn arrivals(&self) -> Option<arrivals::Arrivals> {
+        self.location
+            .local_path()
+            .and_then(|dir| arrivals::Arrivals::watch(dir))
     }
 
     /// The file format.

@@ -1,5 +1,7 @@
 //! The events fixture into a table, compared with a batch computation over the same files.
 
+use std::time::{Duration, Instant};
+
 use crate::common::*;
 
 #[tokio::test]
@@ -223,5 +225,84 @@ async fn iso_timestamps_and_idle_triggers_make_no_versions() {
         versions(),
         before,
         "runs with no new files must not add table versions"
+    );
+}
+
+/// A processing-time query that is idle lists its local source as soon as a file lands, not at
+/// its next poll; micro-batches still start at most once per interval.
+#[tokio::test]
+async fn idle_query_takes_a_landed_file_at_once_and_batches_once_per_interval() {
+    let dir = tempdir();
+    let (src, table) = (dir.path().join("in"), dir.path().join("t"));
+    std::fs::create_dir_all(&src).unwrap();
+    let log = std::fs::File::create(dir.path().join("progress.jsonl")).unwrap();
+    let mut child = sluice();
+    child.args([
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--schema",
+        EVENTS_DDL,
+        "--sink",
+        table.to_str().unwrap(),
+        "--trigger",
+        "6s",
+        "--progress",
+        "json",
+    ]);
+    let _query = KillOnDrop(child.stderr(log).spawn().unwrap());
+    // Let the first (empty) trigger pass; the next poll is 6 s away.
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = |n: usize| {
+        let table = table.clone();
+        async move {
+            if !table.join("_delta_log").is_dir() {
+                return false;
+            }
+            table_rows(&table, "SELECT count(*) FROM t").await == vec![n.to_string()]
+        }
+    };
+    let wait_rows = |n: usize, within: Duration| async move {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if rows(n).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    copy_files(&fixture("events"), &src, 0..1);
+    assert!(
+        wait_rows(2_000, Duration::from_secs(3)).await,
+        "the landed file was not taken before the next poll"
+    );
+    // The next file lands right after the first batch: it waits for the interval.
+    copy_files(&fixture("events"), &src, 1..2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        rows(2_000).await,
+        "a second batch started within the interval"
+    );
+    assert!(
+        wait_rows(4_000, Duration::from_secs(8)).await,
+        "the second file was never taken"
+    );
+    drop(_query);
+    let progress: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("progress.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+    let starts: Vec<chrono::DateTime<chrono::Utc>> = progress
+        .iter()
+        .map(|p| p["timestamp"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 2, "{progress:?}");
+    assert!(
+        starts[1] - starts[0] >= chrono::Duration::milliseconds(5_990),
+        "batches {} apart",
+        starts[1] - starts[0]
     );
 }
