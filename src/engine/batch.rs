@@ -430,8 +430,8 @@ impl Engine {
         if let Some(op) = self.operator.as_mut() {
             op.committed().await;
         }
-        self.seen.add(&record.files);
-        self.seen.purge(effective_max_age(&self.cfg.options));
+        self.seen
+            .advance(&record.files, effective_max_age(&self.cfg.options));
         if let Err(e) = self.records.expire(record.batch_id).await {
             tracing::warn!("could not delete old batch records: {e}");
         }

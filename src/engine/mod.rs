@@ -395,16 +395,6 @@ impl Engine {
                     self.cfg.options.limit
                 };
                 let files = select_batch(&listed, &self.seen, limit, self.cfg.options.latest_first);
-                self.next_files = match trigger {
-                    Trigger::Once => Vec::new(),
-                    _ => {
-                        let mut after = self.seen.clone();
-                        after.add(&files);
-                        after.purge(effective_max_age(&self.cfg.options));
-                        select_batch(&listed, &after, limit, self.cfg.options.latest_first)
-                    }
-                };
-                durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
                 // With nothing new, a batch runs only to let a moved watermark close windows.
                 let no_data_due = self
                     .operator
@@ -413,8 +403,17 @@ impl Engine {
                 if files.is_empty() && !no_data_due {
                     return Ok(None);
                 }
+                // The seen files once this batch commits: what the next batch is chosen from
+                // (for read-ahead), and the record's snapshot when it carries one.
+                let mut after = self.seen.clone();
+                after.advance(&files, effective_max_age(&self.cfg.options));
+                self.next_files = match trigger {
+                    Trigger::Once => Vec::new(),
+                    _ => select_batch(&listed, &after, limit, self.cfg.options.latest_first),
+                };
+                durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
                 let wal = Instant::now();
-                let record = self.new_record(files);
+                let record = self.new_record(files, after);
                 let record = match self.records.create(record).await? {
                     Created::Ours(r) => r,
                     Created::Theirs(r) => r,
@@ -460,14 +459,11 @@ impl Engine {
         }
     }
 
-    fn new_record(&self, files: Vec<FileEntry>) -> BatchRecord {
+    /// The record planning batch `next_batch` over `files`; `seen_after` is the seen set once
+    /// it commits (kept in the record every few batches).
+    fn new_record(&self, files: Vec<FileEntry>, seen_after: SeenFiles) -> BatchRecord {
         let batch_id = self.next_batch;
-        let seen = BatchRecord::is_snapshot_batch(batch_id).then(|| {
-            let mut after = self.seen.clone();
-            after.add(&files);
-            after.purge(effective_max_age(&self.cfg.options));
-            after
-        });
+        let seen = BatchRecord::is_snapshot_batch(batch_id).then_some(seen_after);
         BatchRecord {
             format: RECORD_FORMAT,
             query_name: self.cfg.query_name.clone(),

@@ -69,6 +69,16 @@ impl SeenFiles {
         }
     }
 
+    /// A batch of `files` was committed: remember them, then forget what `max_age` lets go.
+    pub fn advance<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = &'a FileEntry>,
+        max_age: Option<Duration>,
+    ) {
+        self.add(files);
+        self.purge(max_age);
+    }
+
     /// Forget files older than `max_age` behind the newest one (they are ignored from now on).
     pub fn purge(&mut self, max_age: Option<Duration>) {
         let Some(max_age) = max_age else { return };
