@@ -81,7 +81,9 @@ struct Column {
 }
 
 impl Column {
-    fn new(data_type: &DataType, capacity: usize) -> Option<Self> {
+    /// An empty column with room for a batch.
+    fn new(data_type: &DataType) -> Option<Self> {
+        let capacity = BATCH_ROWS;
         let int = |min: i64, max: i64| Values::Int {
             min,
             max,
@@ -161,39 +163,31 @@ impl Column {
     }
 
     /// The column's values so far as an array; the column starts empty again.
-    fn finish(&mut self, capacity: usize) -> Option<ArrayRef> {
-        let nulls = self.nulls.finish();
-        let array: ArrayRef = match &mut self.values {
+    fn finish(&mut self) -> Option<ArrayRef> {
+        let fresh = Column::new(&self.data_type)?;
+        let Column {
+            data_type,
+            values,
+            mut nulls,
+        } = std::mem::replace(self, fresh);
+        let nulls = nulls.finish();
+        let array: ArrayRef = match values {
             Values::Utf8 { offsets, bytes } => {
-                let mut fresh = Vec::with_capacity(capacity + 1);
-                fresh.push(0);
-                let offsets = std::mem::replace(offsets, fresh);
-                let bytes = std::mem::replace(bytes, Vec::with_capacity(capacity * 8));
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
                 Arc::new(StringArray::try_new(offsets, bytes.into(), nulls).ok()?)
             }
-            Values::Int { values, .. } => {
-                let values = std::mem::replace(values, Vec::with_capacity(capacity));
-                match &self.data_type {
-                    DataType::Int8 => Arc::new(Int8Array::new(narrow(&values), nulls)),
-                    DataType::Int16 => Arc::new(Int16Array::new(narrow(&values), nulls)),
-                    DataType::Int32 => Arc::new(Int32Array::new(narrow(&values), nulls)),
-                    DataType::Timestamp(_, tz) => Arc::new(
-                        TimestampSecondArray::new(values.into(), nulls)
-                            .with_timezone_opt(tz.clone()),
-                    ),
-                    _ => Arc::new(Int64Array::new(values.into(), nulls)),
+            Values::Int { values, .. } => match data_type {
+                DataType::Int8 => Arc::new(Int8Array::new(narrow(&values), nulls)),
+                DataType::Int16 => Arc::new(Int16Array::new(narrow(&values), nulls)),
+                DataType::Int32 => Arc::new(Int32Array::new(narrow(&values), nulls)),
+                DataType::Timestamp(_, tz) => {
+                    Arc::new(TimestampSecondArray::new(values.into(), nulls).with_timezone_opt(tz))
                 }
-            }
-            Values::Float64(values) => {
-                let values = std::mem::replace(values, Vec::with_capacity(capacity));
-                Arc::new(Float64Array::new(values.into(), nulls))
-            }
-            Values::Float32(values) => {
-                let values = std::mem::replace(values, Vec::with_capacity(capacity));
-                Arc::new(Float32Array::new(values.into(), nulls))
-            }
-            Values::Bool(values) => Arc::new(BooleanArray::new(values.finish(), nulls)),
+                _ => Arc::new(Int64Array::new(values.into(), nulls)),
+            },
+            Values::Float64(values) => Arc::new(Float64Array::new(values.into(), nulls)),
+            Values::Float32(values) => Arc::new(Float32Array::new(values.into(), nulls)),
+            Values::Bool(mut values) => Arc::new(BooleanArray::new(values.finish(), nulls)),
         };
         Some(array)
     }
@@ -217,7 +211,6 @@ struct Columns {
     /// valid index.
     guess: usize,
     rows: usize,
-    capacity: usize,
 }
 
 impl Columns {
@@ -235,10 +228,9 @@ impl Columns {
         }) {
             return None;
         }
-        let capacity = BATCH_ROWS;
         let columns = fields
             .iter()
-            .map(|f| Column::new(f.data_type(), capacity))
+            .map(|f| Column::new(f.data_type()))
             .collect::<Option<Vec<_>>>()?;
         Some(Self {
             names: fields
@@ -249,7 +241,6 @@ impl Columns {
             all: u64::MAX >> (64 - fields.len()),
             guess: 0,
             rows: 0,
-            capacity,
         })
     }
 
@@ -263,11 +254,10 @@ impl Columns {
     }
 
     fn finish(&mut self, schema: &SchemaRef) -> Option<RecordBatch> {
-        let capacity = self.capacity;
         let arrays = self
             .columns
             .iter_mut()
-            .map(|c| c.finish(capacity))
+            .map(Column::finish)
             .collect::<Option<Vec<_>>>()?;
         self.rows = 0;
         RecordBatch::try_new(schema.clone(), arrays).ok()
