@@ -45,19 +45,23 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
-/// Stream the events in `source` (with the events schema) into `table`, with extra flags.
-pub fn run_events(source: &Path, table: &Path, extra: &[&str]) -> Output {
+/// `sluice run` arguments streaming the events in `src` (with the events schema) into
+/// `table`, then `extra`.
+pub fn events_args<'a>(src: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
-        "run",
-        "--source",
-        source.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
+        "run", "--source", src, "--schema", EVENTS_DDL, "--sink", table,
     ];
     args.extend_from_slice(extra);
-    run_ok(&args)
+    args
+}
+
+/// Stream the events in `source` (with the events schema) into `table`, with extra flags.
+pub fn run_events(source: &Path, table: &Path, extra: &[&str]) -> Output {
+    run_ok(&events_args(
+        source.to_str().unwrap(),
+        table.to_str().unwrap(),
+        extra,
+    ))
 }
 
 /// `sluice inspect TABLE --json --limit LIMIT`, parsed.

@@ -6,23 +6,15 @@ use std::process::Stdio;
 use crate::common::*;
 
 async fn two_instances_never_duplicate(target: &Target<'_>) {
-    let args = [
-        "run",
-        "--source",
+    let args = events_args(
         &target.src,
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
         &target.table,
-        "--option",
-        "maxFilesPerTrigger=1",
-        "--query-name",
-        "twice",
-    ];
+        &["--option", "maxFilesPerTrigger=1", "--query-name", "twice"],
+    );
     let spawn = || {
         target
             .sluice()
-            .args(args)
+            .args(&args)
             .env("SLUICE_TEST_PAUSE_MS", "15")
             .stderr(Stdio::piped())
             .spawn()

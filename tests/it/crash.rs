@@ -14,19 +14,11 @@ use crate::common::*;
 /// Kill `sluice run` with `extra` flags at random moments over a 50-file ingest (one file per
 /// batch), restarting each time, then let it finish.
 fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
-    let mut args = vec![
-        "run",
-        "--source",
+    let mut args = events_args(
         &target.src,
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
         &target.table,
-        "--option",
-        "maxFilesPerTrigger=1",
-        "--query-name",
-        query,
-    ];
+        &["--option", "maxFilesPerTrigger=1", "--query-name", query],
+    );
     args.extend_from_slice(extra);
     let seed: u64 = std::env::var("SLUICE_CRASH_SEED")
         .ok()

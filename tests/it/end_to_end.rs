@@ -193,15 +193,7 @@ async fn iso_timestamps_and_idle_triggers_make_no_versions() {
         "{\"time\": \"2016-07-26T02:45:07.250Z\", \"action\": \"Open\"}\n",
     )
     .unwrap();
-    let args = [
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
-        table.to_str().unwrap(),
-    ];
+    let args = events_args(src.to_str().unwrap(), table.to_str().unwrap(), &[]);
     run_ok(&args);
     assert_eq!(
         table_rows(&table, "SELECT time, action FROM t").await,
@@ -210,17 +202,11 @@ async fn iso_timestamps_and_idle_triggers_make_no_versions() {
     let versions = || std::fs::read_dir(table.join("_delta_log")).unwrap().count();
     let before = versions();
     run_ok(&args);
-    run_ok(&[
-        "run",
-        "--trigger",
-        "once",
-        "--source",
+    run_ok(&events_args(
         src.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
         table.to_str().unwrap(),
-    ]);
+        &["--trigger", "once"],
+    ));
     assert_eq!(
         versions(),
         before,
@@ -237,19 +223,11 @@ async fn idle_query_takes_a_landed_file_at_once_and_batches_once_per_interval() 
     std::fs::create_dir_all(&src).unwrap();
     let log = std::fs::File::create(dir.path().join("progress.jsonl")).unwrap();
     let mut child = sluice();
-    child.args([
-        "run",
-        "--source",
+    child.args(events_args(
         src.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
         table.to_str().unwrap(),
-        "--trigger",
-        "6s",
-        "--progress",
-        "json",
-    ]);
+        &["--trigger", "6s", "--progress", "json"],
+    ));
     let _query = KillOnDrop(child.stderr(log).spawn().unwrap());
     // Let the first (empty) trigger pass; the next poll is 6 s away.
     std::thread::sleep(Duration::from_millis(1500));

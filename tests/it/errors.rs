@@ -265,19 +265,16 @@ async fn output_schema_mismatch_with_existing_table() {
     let events = fixture("events");
     run_events(&events, &table, &["--option", "maxFilesPerTrigger=50"]);
     let before = table_rows(&table, "SELECT count(*) FROM t").await;
-    let out = run(&[
-        "run",
-        "--source",
+    let out = run(&events_args(
         events.to_str().unwrap(),
-        "--schema",
-        EVENTS_DDL,
-        "--sink",
         table.to_str().unwrap(),
-        "--sql",
-        "SELECT action FROM source",
-        "--query-name",
-        "other",
-    ]);
+        &[
+            "--sql",
+            "SELECT action FROM source",
+            "--query-name",
+            "other",
+        ],
+    ));
     let err = stderr(&out);
     assert!(!out.status.success());
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -70,21 +70,18 @@ async fn compaction_beside_a_stream(target: &Target<'_>) {
     let table = target.table.as_str();
     let stream = target
         .sluice()
-        .args([
-            "run",
-            "--source",
+        .args(events_args(
             &target.src,
-            "--schema",
-            EVENTS_DDL,
-            "--sink",
             table,
-            "--trigger",
-            "100ms",
-            "--option",
-            "maxFilesPerTrigger=2",
-            "--query-name",
-            "live",
-        ])
+            &[
+                "--trigger",
+                "100ms",
+                "--option",
+                "maxFilesPerTrigger=2",
+                "--query-name",
+                "live",
+            ],
+        ))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -8,14 +8,6 @@ use deltalake::DeltaTableBuilder;
 
 use crate::common::*;
 
-fn events_args<'a>(src: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run", "--source", src, "--schema", EVENTS_DDL, "--sink", table,
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 #[tokio::test]
 async fn resumes_exactly_after_checkpoint_and_log_cleanup() {
     let dir = tempdir();

@@ -293,19 +293,11 @@ async fn restart_with_a_changed_query_says_what_changed() {
         "SELECT upper(action) AS action, count(*) AS n FROM source GROUP BY upper(action)";
     // Run a query over the same source and table; its one-line error.
     let rejected = |sql: &str, mode: &str| {
-        let out = crate::common::run(&[
-            "run",
-            "--source",
+        let out = crate::common::run(&events_args(
             src.to_str().unwrap(),
-            "--schema",
-            EVENTS_DDL,
-            "--sink",
             table.to_str().unwrap(),
-            "--sql",
-            sql,
-            "--output-mode",
-            mode,
-        ]);
+            &["--sql", sql, "--output-mode", mode],
+        ));
         assert!(!out.status.success());
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
