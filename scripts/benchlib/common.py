@@ -20,6 +20,28 @@ def window_sql(duration, slide):
     return f"SELECT {w} AS window, action, count(*) AS count FROM source GROUP BY {w}, action"
 
 
+def write_batch(table, data, mode, app, batch_id):
+    """One micro-batch of a peer into its Delta table, with txn (app, batch_id): appended,
+    overwriting the whole result (complete), or upserting the windows it changed (update)."""
+    # Imported here: the latency benchmark uses this module without deltalake installed.
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+    props = CommitProperties(app_transactions=[Transaction(app_id=app, version=batch_id)])
+    if mode == "complete":
+        write_deltalake(table, data, mode="overwrite", commit_properties=props)
+    elif mode == "append" or not DeltaTable.is_deltatable(table):
+        write_deltalake(table, data, mode="append", commit_properties=props)
+    else:
+        (
+            DeltaTable(table)
+            .merge(data, "t.window.start = s.window.start AND t.action = s.action", "s", "t",
+                   commit_properties=props)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+
 def _rss_kb(pid):
     try:
         with open(f"/proc/{pid}/statm") as f:

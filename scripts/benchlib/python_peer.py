@@ -10,10 +10,9 @@ import sys
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import FILES_PER_TRIGGER, JOBS  # noqa: E402
+from common import FILES_PER_TRIGGER, JOBS, write_batch  # noqa: E402
 
 SCHEMA = pa.schema([("time", pa.int64()), ("action", pa.string())])  # time: epoch seconds
 APP = "python-peer"
@@ -67,30 +66,18 @@ def main():
     state = None
     for batch_id, i in enumerate(range(0, len(files), FILES_PER_TRIGGER)):
         batch = read(files[i : i + FILES_PER_TRIGGER])
-        props = CommitProperties(app_transactions=[Transaction(app_id=APP, version=batch_id)])
         if mode == "append":
-            write_deltalake(table, batch, mode="append", commit_properties=props)
+            write_batch(table, batch, mode, APP, batch_id)
             continue
         slide_us = HALF if slide else HOUR
         counts = window_counts(batch, slide_us)
         state = merge_counts(state, counts)
         if mode == "complete":
-            write_deltalake(table, as_output(state), mode="overwrite", commit_properties=props)
+            write_batch(table, as_output(state), mode, APP, batch_id)
         else:
             # Update: upsert the windows this batch changed, with their new totals.
             changed = state.join(counts.select(["start", "action"]), ["start", "action"], join_type="inner")
-            out = as_output(changed)
-            if not DeltaTable.is_deltatable(table):
-                write_deltalake(table, out, mode="append", commit_properties=props)
-                continue
-            (
-                DeltaTable(table)
-                .merge(out, "t.window.start = s.window.start AND t.action = s.action", "s", "t",
-                       commit_properties=props)
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
-            )
+            write_batch(table, as_output(changed), mode, APP, batch_id)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ per batch (Spark's own Delta sink needs jars from Maven, which this machine cann
 import os
 import sys
 
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import FILES_PER_TRIGGER, JOBS, SCHEMA_DDL  # noqa: E402
+from common import FILES_PER_TRIGGER, JOBS, SCHEMA_DDL, write_batch  # noqa: E402
 
 APP = "spark-peer"
 
@@ -49,23 +49,7 @@ def main():
             done = DeltaTable(table).transaction_version(APP)
             if done is not None and done >= batch_id:
                 return
-        data = df.toArrow()
-        props = CommitProperties(app_transactions=[Transaction(app_id=APP, version=batch_id)])
-        if mode == "append":
-            write_deltalake(table, data, mode="append", commit_properties=props)
-        elif mode == "complete":
-            write_deltalake(table, data, mode="overwrite", commit_properties=props)
-        elif not DeltaTable.is_deltatable(table):
-            write_deltalake(table, data, mode="append", commit_properties=props)
-        else:
-            (
-                DeltaTable(table)
-                .merge(data, "t.window.start = s.window.start AND t.action = s.action", "s", "t",
-                       commit_properties=props)
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
-            )
+        write_batch(table, df.toArrow(), mode, APP, batch_id)
 
     query = (
         result.writeStream.outputMode(mode)
