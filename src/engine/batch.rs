@@ -114,9 +114,8 @@ impl Prepare {
         };
         let times = match key {
             TimeKey::WindowEnd(_) => expanded
-                .column_by_name(crate::plan::window::WINDOW_COLUMN)
-                .and_then(|c| c.as_struct_opt())
-                .and_then(|s| s.column_by_name("end").cloned()),
+                .column_by_name(crate::plan::window::WINDOW_END)
+                .cloned(),
             TimeKey::Timestamp(_) => self
                 .event_column
                 .as_ref()

@@ -85,7 +85,7 @@ impl AggOperator {
                 "the query now aggregates, but batch {committed} of this query name was written without aggregation state; start it under a new --query-name"
             )));
         };
-        let earlier: StateSignature = serde_json::from_str(&meta.signature).map_err(|e| {
+        let earlier = StateSignature::read(&meta.signature, meta.format).map_err(|e| {
             StateError::Persisted(format!("the state's signature is unreadable: {e}"))
         })?;
         if let Some(changes) = self.signature.changes_from(&earlier) {

@@ -209,7 +209,7 @@ impl QueryPlan {
         self.watermark.as_ref()
     }
 
-    /// The schema of the table the query reads (the source, plus `__window` with a window).
+    /// The schema of the table the query reads (the source, plus the window's bound columns with a window).
     pub fn table_schema(&self) -> &SchemaRef {
         &self.table_schema
     }
@@ -391,7 +391,21 @@ mod tests {
             panic!("aggregate expected")
         };
         assert_eq!(info.output_keys, ["action", "w"]);
-        assert_eq!(info.time_key, Some(TimeKey::WindowEnd(1)));
+        // Grouped by the window's two bounds, the end third.
+        assert_eq!(info.time_key, Some(TimeKey::WindowEnd(2)));
+        assert!(info.missing_keys.is_empty());
+        // Grouped by the window's alias: by the struct itself.
+        let p = plan(
+            "SELECT window(time, '1 hour') AS w, action, count(*) AS n FROM source GROUP BY w, action",
+            Some("time, 10 minutes"),
+        )
+        .await
+        .unwrap();
+        let QueryKind::Aggregate(info) = p.kind() else {
+            panic!("aggregate expected")
+        };
+        assert_eq!(info.output_keys, ["w", "action"]);
+        assert_eq!(info.time_key, Some(TimeKey::WindowEnd(0)));
         assert!(info.missing_keys.is_empty());
     }
 

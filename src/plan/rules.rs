@@ -148,6 +148,31 @@ pub struct StateSignature {
 }
 
 impl StateSignature {
+    /// A signature as persisted with state of `format` (see `state::store::STATE_FORMAT`):
+    /// format 1 named the window key `__window`, format 2 groups by its two bound columns.
+    pub fn read(json: &str, format: u32) -> Result<Self, serde_json::Error> {
+        let mut signature: StateSignature = serde_json::from_str(json)?;
+        if format < 2 {
+            signature.keys = signature
+                .keys
+                .into_iter()
+                .flat_map(|key| {
+                    match key
+                        .strip_suffix("__window")
+                        .filter(|q| q.is_empty() || q.ends_with('.'))
+                    {
+                        Some(prefix) => vec![
+                            format!("{prefix}{}", window::WINDOW_START),
+                            format!("{prefix}{}", window::WINDOW_END),
+                        ],
+                        None => vec![key],
+                    }
+                })
+                .collect();
+        }
+        Ok(signature)
+    }
+
     /// What differs from `earlier`, in words; `None` when compatible.
     pub fn changes_from(&self, earlier: &StateSignature) -> Option<String> {
         let mut what = Vec::new();
@@ -254,9 +279,11 @@ pub(super) fn describe_aggregate(
         .iter()
         .enumerate()
         .find_map(|(i, e)| match e {
-            Expr::Column(c) if c.name == window::WINDOW_COLUMN && window.is_some() => {
+            Expr::Column(c) if c.name == window::WINDOW_END && window.is_some() => {
                 Some(TimeKey::WindowEnd(i))
             }
+            // GROUP BY the alias of `window(...)`: the struct itself.
+            _ if window.is_some() && is_window_struct(e) => Some(TimeKey::WindowEnd(i)),
             Expr::Column(c) if watermark.is_some_and(|w| w.column == c.name) => {
                 Some(TimeKey::Timestamp(i))
             }
@@ -267,11 +294,23 @@ pub(super) fn describe_aggregate(
             let mut out = Vec::new();
             let mut covered = Vec::new();
             for (expr, field) in p.expr.iter().zip(p.schema.fields()) {
-                if let Expr::Column(c) = expr.clone().unalias() {
-                    if let Some(i) = group_fields.iter().position(|g| *g == c.name) {
-                        out.push(field.name().clone());
-                        covered.push(i);
-                    }
+                let expr = expr.clone().unalias();
+                let columns: Vec<String> = match &expr {
+                    Expr::Column(c) => vec![c.name.clone()],
+                    // The window struct is a key as a whole: it covers both its bounds.
+                    e if is_window_struct(e) => vec![
+                        window::WINDOW_START.to_string(),
+                        window::WINDOW_END.to_string(),
+                    ],
+                    _ => Vec::new(),
+                };
+                let found: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| group_fields.iter().position(|g| g == c))
+                    .collect();
+                if !found.is_empty() && found.len() == columns.len() {
+                    out.push(field.name().clone());
+                    covered.extend(found);
                 }
             }
             let missing = group_fields
@@ -293,6 +332,19 @@ pub(super) fn describe_aggregate(
         sorts,
         limits,
     })
+}
+
+/// Is `expr` the rewritten `window(...)`: `named_struct(.., __window_start, .., __window_end)`?
+fn is_window_struct(expr: &Expr) -> bool {
+    let Expr::ScalarFunction(f) = expr else {
+        return false;
+    };
+    let column = |name: &str| {
+        f.args
+            .iter()
+            .any(|a| matches!(a, Expr::Column(c) if c.name == name))
+    };
+    f.name() == "named_struct" && column(window::WINDOW_START) && column(window::WINDOW_END)
 }
 
 /// Check a query against Spark's table of allowed output modes.
@@ -346,6 +398,22 @@ pub fn check_output_mode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_1_signatures_name_the_window_by_its_bounds() {
+        let json = r#"{"keys":["source.__window","source.action","my__window"],"aggregates":["count(Int64(1))"],"window":null,"outputMode":"Update"}"#;
+        let keys = |format| StateSignature::read(json, format).unwrap().keys;
+        assert_eq!(
+            keys(1),
+            [
+                "source.__window_start",
+                "source.__window_end",
+                "source.action",
+                "my__window"
+            ]
+        );
+        assert_eq!(keys(2), ["source.__window", "source.action", "my__window"]);
+    }
 
     #[test]
     fn signature_changes_are_explained() {

@@ -1,22 +1,34 @@
 //! Spark's `window(ts, windowDuration[, slideDuration[, startTime]])`.
 //!
-//! The SQL is rewritten so that every `window(...)` call reads a column `__window`
-//! (`struct<start, end>` of timestamps), and each input batch is expanded before the query runs:
-//! a row is repeated once for every window that contains it, as Spark does. Windows align to the
-//! epoch shifted by `startTime`: `lastStart = ts - (ts - startTime + slide) % slide`, and a row
-//! belongs to the windows `lastStart - i * slide` (i = 0 .. ceil(window / slide)) that contain it.
-//! Rows with a null time are dropped.
+//! Each input batch is expanded before the query runs: a row is repeated once for every window
+//! that contains it, as Spark does, with the window's bounds in two timestamp columns
+//! `__window_start` and `__window_end`. Windows align to the epoch shifted by `startTime`:
+//! `lastStart = ts - (ts - startTime + slide) % slide`, and a row belongs to the windows
+//! `lastStart - i * slide` (i = 0 .. ceil(window / slide)) that contain it. Rows with a null time
+//! are dropped.
+//!
+//! The SQL is rewritten to read those columns:
+//!
+//! ```text
+//!   SELECT window(time, '1 hour'), action, count(*) ... GROUP BY window(time, '1 hour'), action
+//!   SELECT named_struct('start', __window_start, 'end', __window_end) AS window, action, count(*)
+//!     ... GROUP BY __window_start, __window_end, action
+//! ```
+//!
+//! Grouping on the two timestamps rather than on a struct keeps DataFusion on its columnar
+//! group-by path (a struct key goes through the row format); the `struct<start, end>` Spark
+//! shows is built once per group, after the aggregation.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StructArray, TimestampMicrosecondArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::take;
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    SelectItem, SetExpr, Statement, Value,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
+    Ident, Select, SelectItem, SetExpr, Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -25,8 +37,14 @@ use super::PlanError;
 use crate::duration::parse_duration;
 use crate::source::ddl::timestamp_type;
 
-/// The column the rewritten query reads windows from.
-pub const WINDOW_COLUMN: &str = "__window";
+/// The column holding each expanded row's window start.
+pub const WINDOW_START: &str = "__window_start";
+/// The column holding each expanded row's window end.
+pub const WINDOW_END: &str = "__window_end";
+/// What `window(...)` reads in the rewritten query, outside GROUP BY.
+const WINDOW_STRUCT: &str = "named_struct('start', __window_start, 'end', __window_end)";
+/// Marks a `window(...)` call during the rewrite.
+const MARKER: &str = "__window";
 
 /// A time window, in microseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,14 +68,6 @@ impl WindowSpec {
         )
     }
 
-    /// The struct type of the window column.
-    pub fn data_type() -> DataType {
-        DataType::Struct(Fields::from(vec![
-            Field::new("start", timestamp_type(), true),
-            Field::new("end", timestamp_type(), true),
-        ]))
-    }
-
     /// The windows containing `ts`, oldest first, as start times.
     pub fn windows_of(&self, ts: i64) -> impl Iterator<Item = i64> + '_ {
         let last_start = ts - (ts - self.start_us + self.slide_us).rem_euclid(self.slide_us);
@@ -69,7 +79,7 @@ impl WindowSpec {
     }
 
     /// Repeat each row of `batch` once per window containing its time, and add the
-    /// `__window` column. Rows with a null time are dropped.
+    /// `__window_start` and `__window_end` columns. Rows with a null time are dropped.
     pub fn expand(
         &self,
         batch: &RecordBatch,
@@ -126,27 +136,19 @@ impl WindowSpec {
             Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
         let end_col: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(ends).with_timezone("UTC"));
-        let DataType::Struct(fields) = Self::data_type() else {
-            return Err(PlanError::Execution("window type".into()));
-        };
-        columns.push(Arc::new(StructArray::new(
-            fields,
-            vec![start_col, end_col],
-            None,
-        )));
+        columns.push(start_col);
+        columns.push(end_col);
         RecordBatch::try_new(out_schema.clone(), columns)
             .map_err(|e| PlanError::Execution(e.to_string()))
     }
 }
 
-/// The source schema plus the `__window` column.
+/// The source schema plus the `__window_start` and `__window_end` columns.
 pub fn expanded_schema(source: &Schema) -> SchemaRef {
     let mut fields: Vec<_> = source.fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(
-        WINDOW_COLUMN,
-        WindowSpec::data_type(),
-        true,
-    )));
+    for name in [WINDOW_START, WINDOW_END] {
+        fields.push(Arc::new(Field::new(name, timestamp_type(), true)));
+    }
     Arc::new(Schema::new(fields))
 }
 
@@ -230,7 +232,38 @@ fn parse_call(args: &[FunctionArg]) -> Result<WindowSpec, PlanError> {
     })
 }
 
-/// Rewrite `window(...)` calls to the `__window` column. Returns the SQL unchanged (and `None`)
+fn is_marker(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(id) if id.value == MARKER)
+}
+
+/// In one SELECT: name an unaliased `window(...)` `window`, as Spark does, and group by the
+/// window's two bound columns where it groups by `window(...)`.
+fn name_and_group(select: &mut Select) {
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(expr) = item {
+            if is_marker(expr) {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::new("window"),
+                };
+            }
+        }
+    }
+    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        *exprs = std::mem::take(exprs)
+            .into_iter()
+            .flat_map(|e| match is_marker(&e) {
+                true => vec![
+                    Expr::Identifier(Ident::new(WINDOW_START)),
+                    Expr::Identifier(Ident::new(WINDOW_END)),
+                ],
+                false => vec![e],
+            })
+            .collect();
+    }
+}
+
+/// Rewrite `window(...)` calls to read the window columns (see the module docs). Returns the SQL unchanged (and `None`)
 /// when it has none; all calls must name the same window.
 pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
     let lower = sql.to_ascii_lowercase();
@@ -272,7 +305,7 @@ pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
                             return ControlFlow::Break(());
                         }
                         spec = Some(found);
-                        *expr = Expr::Identifier(Ident::new(WINDOW_COLUMN));
+                        *expr = Expr::Identifier(Ident::new(MARKER));
                     }
                     Err(e) => {
                         error = Some(e);
@@ -289,23 +322,24 @@ pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
     if spec.is_none() {
         return Ok((sql.to_string(), None));
     }
-    // `SELECT window(...)` without an alias is named `window`, as in Spark.
     for statement in &mut statements {
         if let Statement::Query(query) = statement {
             if let SetExpr::Select(select) = query.body.as_mut() {
-                for item in &mut select.projection {
-                    if let SelectItem::UnnamedExpr(Expr::Identifier(id)) = item {
-                        if id.value == WINDOW_COLUMN {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: Expr::Identifier(Ident::new(WINDOW_COLUMN)),
-                                alias: Ident::new("window"),
-                            };
-                        }
-                    }
-                }
+                name_and_group(select);
             }
         }
     }
+    // Everywhere else, a window is the struct of its bounds.
+    let window_struct = Parser::new(&GenericDialect {})
+        .try_with_sql(WINDOW_STRUCT)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| PlanError::Execution(e.to_string()))?;
+    let _ = visit_expressions_mut(&mut statements, |expr| {
+        if is_marker(expr) {
+            *expr = window_struct.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
     let rewritten = statements
         .iter()
         .map(|s| s.to_string())
@@ -317,6 +351,7 @@ pub fn rewrite(sql: &str) -> Result<(String, Option<WindowSpec>), PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::DataType;
 
     const MIN: i64 = 60_000_000;
 
@@ -363,8 +398,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.unwrap().size_us, 60 * MIN);
-        assert!(sql.contains("__window AS window"), "{sql}");
-        assert!(sql.contains("GROUP BY action, __window"), "{sql}");
+        assert!(
+            sql.contains("named_struct('start', __window_start, 'end', __window_end) AS window"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("GROUP BY action, __window_start, __window_end"),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -403,7 +444,8 @@ mod tests {
             .expand(&batch, &expanded_schema(&schema))
             .unwrap();
         assert_eq!(out.num_rows(), 4);
-        assert_eq!(out.schema().field(1).name(), WINDOW_COLUMN);
+        assert_eq!(out.schema().field(1).name(), WINDOW_START);
+        assert_eq!(out.schema().field(2).name(), WINDOW_END);
     }
 
     #[test]
@@ -421,18 +463,13 @@ mod tests {
         let out = s.expand(&batch, &expanded_schema(&schema)).unwrap();
         assert_eq!(out.num_rows(), 5);
         assert_eq!(out.column(1), batch.column(1));
-        let window = out
+        let starts = out
             .column(2)
-            .as_any()
-            .downcast_ref::<StructArray>()
-            .unwrap();
-        let starts = window
-            .column(0)
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
             .unwrap();
-        let ends = window
-            .column(1)
+        let ends = out
+            .column(3)
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
             .unwrap();

@@ -34,7 +34,7 @@ pub enum StateError {
 /// Which key column carries event time, for eviction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeKey {
-    /// A `window` struct key: its `end` field.
+    /// The window's end: a timestamp key, or the `end` field of a `window` struct key.
     WindowEnd(usize),
     /// A plain timestamp key.
     Timestamp(usize),

@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use object_store::path::Path;
@@ -26,8 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{AggState, StateError};
 
-/// The meta format this build writes.
-pub const STATE_FORMAT: u32 = 1;
+/// The meta format this build writes. Format 1 kept a query's `window` key as one struct column
+/// `__window`; format 2 keeps its bounds as two timestamp key columns, `__window_start` and
+/// `__window_end`. Format-1 state is read by splitting the struct (see [`upgrade_rows`]).
+pub const STATE_FORMAT: u32 = 2;
 /// At most this many delta batches between snapshots.
 pub const MAX_DELTAS: i64 = 50;
 
@@ -103,6 +107,37 @@ fn decode(path: &Path, data: Bytes) -> Result<Vec<RecordBatch>, StateError> {
         .map_err(|e| bad(&e))
 }
 
+/// Format-1 state rows as format 2: a `__window` struct key column becomes its `start` and `end`
+/// fields, as the columns `__window_start` and `__window_end`, in its place.
+pub fn upgrade_rows(batch: RecordBatch) -> Result<RecordBatch, StateError> {
+    let schema = batch.schema();
+    let Some(index) = schema
+        .fields()
+        .iter()
+        .position(|f| f.name() == "__window" && matches!(f.data_type(), DataType::Struct(_)))
+    else {
+        return Ok(batch);
+    };
+    let bounds = batch.column(index).as_struct();
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    let mut columns = batch.columns().to_vec();
+    let mut split_fields = Vec::new();
+    let mut split_columns = Vec::new();
+    for (name, part) in [("__window_start", "start"), ("__window_end", "end")] {
+        let column = bounds.column_by_name(part).ok_or_else(|| {
+            StateError::Persisted(format!("format-1 state has a window without `{part}`"))
+        })?;
+        split_fields.push(Arc::new(Field::new(name, column.data_type().clone(), true)));
+        split_columns.push(column.clone());
+    }
+    fields.splice(index..=index, split_fields);
+    columns.splice(index..=index, split_columns);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 impl StateStore {
     /// The state of `query_name` in the table whose root store is `store`.
     pub fn new(store: Arc<dyn ObjectStore>, query_name: &str) -> Self {
@@ -174,7 +209,10 @@ impl StateStore {
     async fn read(&self, batch: i64, kind: &str) -> Result<Vec<RecordBatch>, StateError> {
         let path = self.path(batch, kind);
         match self.get(&path).await? {
-            Some(bytes) => decode(&path, bytes),
+            Some(bytes) => decode(&path, bytes)?
+                .into_iter()
+                .map(upgrade_rows)
+                .collect(),
             None => Err(StateError::Persisted(format!(
                 "state file {path} is missing; the table's state for this query is damaged (start under a new --query-name to rebuild it)"
             ))),

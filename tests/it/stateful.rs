@@ -341,3 +341,60 @@ async fn inspect_shows_watermark_and_state_size() {
     assert_eq!(q["watermarkMs"], 1_469_673_830_000i64 - 600_000);
     assert_eq!(q["stateRows"], 2, "the two windows still open at the end");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
+}
+
+/// Tables whose state an earlier Sluice wrote in format 1 (tests/data/state-format-1) resume:
+/// the state is read, the query goes on over the rest of the input, and the result equals a
+/// batch computation over all of it.
+#[tokio::test]
+async fn state_written_in_format_1_resumes() {
+    for (name, sliding, mode) in [
+        ("update-sliding", true, "update"),
+        ("append-tumbling", false, "append"),
+    ] {
+        let dir = tempdir();
+        let table = dir.path().join("t");
+        copy_dir(&repo().join("tests/data/state-format-1").join(name), &table);
+        let (before, _) = query_commits(&table, "sluice-events").await;
+        let before = before.expect("the fixture holds committed batches");
+        let window = if sliding {
+            "'1 hour', '30 minutes'"
+        } else {
+            "'1 hour'"
+        };
+        let sql = window_sql(window);
+        let src = fixture("events");
+        run_events(
+            &src,
+            &table,
+            &[
+                "--sql",
+                &sql,
+                "--output-mode",
+                mode,
+                "--watermark",
+                "time, 10 minutes",
+                "--query-name",
+                "events",
+            ],
+        );
+        let (after, _) = query_commits(&table, "sluice-events").await;
+        assert!(after > Some(before), "{name}: the query went on");
+        let got = table_rows(&table, TABLE_SQL).await;
+        let select = format!("action, ws, ws + INTERVAL '1 hour', {AGGS}");
+        let want = expected_events(&src, &windowed_sql(sliding, mode == "append", &select)).await;
+        assert_eq!(got, want, "{name}");
+    }
+}
