@@ -68,9 +68,18 @@ impl WindowSpec {
         )
     }
 
+    /// The latest window start at or before `ts`.
+    fn last_start(&self, ts: i64) -> i64 {
+        ts - (ts - self.start_us + self.slide_us).rem_euclid(self.slide_us)
+    }
+
     /// The windows containing `ts`, oldest first, as start times.
     pub fn windows_of(&self, ts: i64) -> impl Iterator<Item = i64> + '_ {
-        let last_start = ts - (ts - self.start_us + self.slide_us).rem_euclid(self.slide_us);
+        self.windows_from(self.last_start(ts), ts)
+    }
+
+    /// The windows containing `ts`, given its [`Self::last_start`].
+    fn windows_from(&self, last_start: i64, ts: i64) -> impl Iterator<Item = i64> + '_ {
         let count = (self.size_us + self.slide_us - 1) / self.slide_us;
         (0..count)
             .rev()
@@ -104,10 +113,11 @@ impl WindowSpec {
         let (mut columns, starts) = if self.size_us == self.slide_us && times.null_count() == 0 {
             // Tumbling windows over times without nulls: every row is in exactly one window,
             // so the rows stay as they are.
+            let mut last = LastStart::new(self);
             let starts = times
                 .values()
                 .iter()
-                .map(|ts| self.windows_of(*ts).next().unwrap_or(*ts))
+                .map(|ts| last.of(*ts))
                 .collect::<Vec<i64>>();
             (batch.columns().to_vec(), starts)
         } else {
@@ -115,9 +125,10 @@ impl WindowSpec {
                 usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
             let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
             let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
+            let mut last = LastStart::new(self);
             for (row, ts) in times.iter().enumerate() {
                 let Some(ts) = ts else { continue };
-                for start in self.windows_of(ts) {
+                for start in self.windows_from(last.of(ts), ts) {
                     rows.push(row as u32);
                     starts.push(start);
                 }
@@ -140,6 +151,30 @@ impl WindowSpec {
         columns.push(end_col);
         RecordBatch::try_new(out_schema.clone(), columns)
             .map_err(|e| PlanError::Execution(e.to_string()))
+    }
+}
+
+/// [`WindowSpec::last_start`], remembered for the slide-long span it holds for: event times
+/// mostly come in order, so most rows skip the division.
+struct LastStart<'a> {
+    spec: &'a WindowSpec,
+    /// The span `[lo, hi)` whose times all have the last start `lo`.
+    lo: i64,
+    hi: i64,
+}
+
+impl<'a> LastStart<'a> {
+    fn new(spec: &'a WindowSpec) -> Self {
+        // An empty span.
+        LastStart { spec, lo: 1, hi: 0 }
+    }
+
+    fn of(&mut self, ts: i64) -> i64 {
+        if ts < self.lo || ts >= self.hi {
+            self.lo = self.spec.last_start(ts);
+            self.hi = self.lo.saturating_add(self.spec.slide_us);
+        }
+        self.lo
     }
 }
 
@@ -446,6 +481,45 @@ mod tests {
         assert_eq!(out.num_rows(), 4);
         assert_eq!(out.schema().field(1).name(), WINDOW_START);
         assert_eq!(out.schema().field(2).name(), WINDOW_END);
+    }
+
+    #[test]
+    fn expand_finds_every_window_of_times_in_and_out_of_order() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "time",
+            timestamp_type(),
+            true,
+        )]));
+        let mut ts: Vec<i64> = vec![0, -1, 60 * MIN, 60 * MIN - 1, 60 * MIN, 5, 2 * MIN];
+        // Ascending runs, jumps back and forward, repeats, across several spans.
+        ts.extend((0..500).map(|i: i64| (i * 7_919 * 1_000_003) % (300 * MIN) - 100 * MIN));
+        ts.extend((0..500).map(|i: i64| i * 37 * 1_000_000));
+        let times = TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC");
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(times)]).unwrap();
+        for s in [
+            spec(60, 60, 0),
+            spec(60, 60, 7),
+            spec(60, 30, 0),
+            spec(10, 5, 2),
+        ] {
+            let out = s.expand(&batch, &expanded_schema(&schema)).unwrap();
+            let column = |i: usize| {
+                out.column(i)
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            };
+            let want: Vec<(i64, i64)> = ts
+                .iter()
+                .flat_map(|t| s.windows_of(*t).map(move |w| (*t, w)))
+                .collect();
+            let got: Vec<(i64, i64)> = column(0).into_iter().zip(column(1)).collect();
+            assert_eq!(got, want, "{s:?}");
+            let ends: Vec<i64> = want.iter().map(|(_, w)| w + s.size_us).collect();
+            assert_eq!(column(2), ends, "{s:?}");
+        }
     }
 
     #[test]
