@@ -26,9 +26,9 @@ fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
         .unwrap_or_else(rand::random);
     eprintln!("crash test {query} seed {seed} (set SLUICE_CRASH_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    // Each phase lingers 60 ms and a kill comes within 350 ms of start, so a run advances about
-    // one batch before it dies: the 50 batches outlast the kills (at least 24, more until both
-    // the before-commit and after-commit moments were hit).
+    // Each phase lingers 60 ms and a random kill comes within 350 ms of start, so a run advances
+    // about one batch before it dies: the 50 batches outlast the kills (at least 24, more until
+    // both the before-commit and after-commit moments were hit).
     let mut phases_hit = BTreeSet::new();
     let mut max_deadline_ms: u64 = 350;
     let mut kills = 0;
@@ -37,6 +37,15 @@ fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
     let covered = |p: &BTreeSet<String>| p.contains("written") && p.contains("committed");
     while (kills < 24 || !covered(&phases_hit)) && kills < 60 && attempts < 200 {
         attempts += 1;
+        // Most kills come at a random moment; every fourth one, while a protocol moment is
+        // still uncovered, comes as soon as the run announces it (the phase lingers 60 ms, so
+        // the kill lands inside it), so that a slow machine cannot leave it untested.
+        let aim: Option<&str> = match attempts % 4 {
+            0 if !phases_hit.contains("written") => Some("written"),
+            0 if !phases_hit.contains("committed") => Some("committed"),
+            _ => None,
+        };
+        let reached = Arc::new(Mutex::new(false));
         let mut child = target
             .sluice()
             .args(&args)
@@ -49,6 +58,8 @@ fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
         let errors = Arc::new(Mutex::new(Vec::<String>::new()));
         let reader = {
             let stderr = child.stderr.take().unwrap();
+            let reached = reached.clone();
+            let aim = aim.map(str::to_string);
             let last_phase = last_phase.clone();
             let committed_any = committed_any.clone();
             let errors = errors.clone();
@@ -59,6 +70,9 @@ fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
                         if phase == "committed" {
                             *committed_any.lock().unwrap() = true;
                         }
+                        if aim.as_deref() == Some(phase.as_str()) {
+                            *reached.lock().unwrap() = true;
+                        }
                         *last_phase.lock().unwrap() = Some(phase);
                     } else {
                         errors.lock().unwrap().push(line);
@@ -66,10 +80,13 @@ fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
                 }
             })
         };
-        let deadline = Duration::from_millis(rng.gen_range(30..max_deadline_ms));
+        let deadline = match aim {
+            Some(_) => Duration::from_secs(30),
+            None => Duration::from_millis(rng.gen_range(30..max_deadline_ms)),
+        };
         let started = Instant::now();
         let mut exited = None;
-        while started.elapsed() < deadline {
+        while started.elapsed() < deadline && !*reached.lock().unwrap() {
             if let Some(status) = child.try_wait().unwrap() {
                 exited = Some(status);
                 break;
