@@ -3,19 +3,19 @@
 
 pub mod schema;
 pub mod upsert;
+pub mod writer;
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::{Add, StructField};
+use deltalake::kernel::StructField;
 use deltalake::protocol::SaveMode;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 
 use crate::storage::{self, IoCounts, IoStats, Location};
+pub use writer::BatchWriter;
 
 /// Errors of the sink and commit layers.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +75,6 @@ pub const CHECKPOINT_INTERVAL: &str = "20";
 
 /// Expired log files are cleaned up once every this many batches, not after every commit.
 pub const LOG_CLEANUP_EVERY: i64 = 100;
-
-/// Files above this many buffered bytes are flushed to storage mid-batch.
-const FLUSH_BYTES: usize = 128 << 20;
 
 /// The Delta table a query writes to.
 #[derive(Debug)]
@@ -238,43 +235,6 @@ impl DeltaSink {
 
     /// A writer for one batch's data files.
     pub fn writer(&self) -> Result<BatchWriter, SinkError> {
-        let writer = RecordBatchWriter::for_table(&self.table)?;
-        let schema = writer.arrow_schema();
-        Ok(BatchWriter {
-            writer,
-            schema,
-            adds: Vec::new(),
-            rows: 0,
-        })
-    }
-}
-
-/// Writes one micro-batch's rows as Parquet files; returns their `add` actions (not committed).
-pub struct BatchWriter {
-    writer: RecordBatchWriter,
-    schema: SchemaRef,
-    adds: Vec<Add>,
-    rows: u64,
-}
-
-impl BatchWriter {
-    /// Write rows (already in the Delta schema's column order).
-    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        self.rows += batch.num_rows() as u64;
-        let batch = schema::conform(&batch, &self.schema)?;
-        self.writer.write(batch).await?;
-        if self.writer.buffer_len() >= FLUSH_BYTES {
-            self.adds.extend(self.writer.flush().await?);
-        }
-        Ok(())
-    }
-
-    /// Finish the files and return their `add` actions and the row count.
-    pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
-        self.adds.extend(self.writer.flush().await?);
-        Ok((self.adds, self.rows))
+        BatchWriter::new(&self.table)
     }
 }

@@ -23,6 +23,40 @@ async fn events_table_equals_batch_computation() {
     assert_eq!(epochs, (0..=7).collect::<Vec<_>>());
 }
 
+/// A batch of 200,000 rows (past the 128 Ki rows after which the writer spreads over cores) is
+/// written as a file per core (up to one per core), in one commit, every row once.
+#[tokio::test]
+async fn a_large_batch_is_written_on_every_core_exactly_once() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("t");
+    copy_files(&fixture("events"), &src, 0..50);
+    for file in fixture_files("events", 0..50) {
+        let name = format!("again-{}", file.file_name().unwrap().to_str().unwrap());
+        std::fs::copy(&file, src.join(name)).unwrap();
+    }
+    run_events(&src, &table, &["--query-name", "big"]);
+    let got = table_rows(&table, "SELECT time, action FROM t").await;
+    let want = expected_events(&src, "SELECT time, action FROM events").await;
+    assert_eq!(got.len(), 200_000);
+    assert_eq!(got, want);
+    let (version, epochs) = query_commits(&table, "sluice-big").await;
+    assert_eq!((version, epochs), (Some(0), vec![0]), "one batch");
+    let log = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|text| text.contains("STREAMING UPDATE"))
+        .unwrap();
+    let adds = log.lines().filter(|l| l.starts_with("{\"add\"")).count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        adds >= cores.min(2) && adds <= cores,
+        "{adds} data files on {cores} cores"
+    );
+}
+
 #[tokio::test]
 async fn sql_projection_filter_and_functions() {
     let dir = tempdir();

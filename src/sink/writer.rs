@@ -1,0 +1,149 @@
+//! Writing one micro-batch's rows as Parquet data files, on every core once the batch is large.
+//!
+//! ```text
+//!   rows ──► lane 0 ─────────────────────────────► files ─┐
+//!       └──► lane 1 .. n-1 (once 128 Ki rows came) ► files ─┴─► add actions (not committed)
+//! ```
+//!
+//! Encoding Parquet is the costliest step of an append, and one writer runs on one core. A lane
+//! is a task with its own Delta writer, so lanes encode in parallel. Small batches (the common
+//! case of a trigger picking up a file or two) stay in one lane and one file; a large one
+//! spreads its record batches over the lanes by rows, a file per lane. Row order across files
+//! is not kept — a Delta table has none.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::Add;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::DeltaTable;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{schema, SinkError};
+
+/// Files above this many buffered bytes are flushed to storage mid-batch.
+const FLUSH_BYTES: usize = 128 << 20;
+
+/// More lanes open only after this many rows went to the first.
+const SPREAD_AFTER_ROWS: u64 = 128 * 1024;
+
+/// Record batches waiting per lane.
+const LANE_QUEUE: usize = 2;
+
+/// A task encoding the record batches sent to it into Parquet files.
+struct Lane {
+    tx: mpsc::Sender<RecordBatch>,
+    task: JoinHandle<Result<Vec<Add>, SinkError>>,
+    rows: u64,
+}
+
+impl Lane {
+    fn spawn(mut writer: RecordBatchWriter) -> Self {
+        let (tx, mut rx) = mpsc::channel::<RecordBatch>(LANE_QUEUE);
+        let task = tokio::spawn(async move {
+            let mut adds = Vec::new();
+            while let Some(batch) = rx.recv().await {
+                writer.write(batch).await?;
+                if writer.buffer_len() >= FLUSH_BYTES {
+                    adds.extend(writer.flush().await?);
+                }
+            }
+            adds.extend(writer.flush().await?);
+            Ok(adds)
+        });
+        Lane { tx, task, rows: 0 }
+    }
+
+    /// Wait for the lane's files; its error if it failed.
+    async fn finish(self) -> Result<Vec<Add>, SinkError> {
+        drop(self.tx);
+        self.task
+            .await
+            .map_err(|e| SinkError::Inconsistent(format!("a data file writer stopped: {e}")))?
+    }
+}
+
+/// Writes one micro-batch's rows as Parquet files; returns their `add` actions (not committed).
+pub struct BatchWriter {
+    schema: SchemaRef,
+    /// Writers for lanes not opened yet.
+    spare: Vec<RecordBatchWriter>,
+    lanes: Vec<Lane>,
+    rows: u64,
+}
+
+impl BatchWriter {
+    /// A writer for `table`, with up to one lane per core.
+    pub fn new(table: &DeltaTable) -> Result<Self, SinkError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spare = (0..cores)
+            .map(|_| RecordBatchWriter::for_table(table))
+            .collect::<Result<Vec<_>, _>>()?;
+        let schema = spare
+            .first()
+            .map(|w| w.arrow_schema())
+            .ok_or_else(|| SinkError::Schema("no writer for the table".into()))?;
+        Ok(BatchWriter {
+            schema,
+            spare,
+            lanes: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// The lane for the next rows: the first until it has had enough of them, then the one
+    /// with the fewest rows, opening the spare lanes.
+    fn lane(&mut self) -> Result<usize, SinkError> {
+        let spread = self.rows >= SPREAD_AFTER_ROWS;
+        while self.lanes.is_empty() || (spread && !self.spare.is_empty()) {
+            let writer = self
+                .spare
+                .pop()
+                .ok_or_else(|| SinkError::Schema("no writer for the table".into()))?;
+            self.lanes.push(Lane::spawn(writer));
+        }
+        Ok(self
+            .lanes
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, lane)| lane.rows)
+            .map_or(0, |(i, _)| i))
+    }
+
+    /// Write rows (already in the Delta schema's column order).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let rows = batch.num_rows() as u64;
+        let batch = schema::conform(&batch, &self.schema)?;
+        let index = self.lane()?;
+        let lane = &mut self.lanes[index];
+        lane.rows += rows;
+        if lane.tx.send(batch).await.is_err() {
+            // The lane stopped on an error: report it.
+            self.lanes.swap_remove(index).finish().await?;
+            return Err(SinkError::Inconsistent("a data file writer stopped".into()));
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Finish the files and return their `add` actions and the row count.
+    pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
+        let mut adds = Vec::new();
+        for lane in std::mem::take(&mut self.lanes) {
+            adds.extend(lane.finish().await?);
+        }
+        Ok((adds, self.rows))
+    }
+}
+
+impl Drop for BatchWriter {
+    /// A batch given up on writes no more files.
+    fn drop(&mut self) {
+        for lane in &self.lanes {
+            lane.task.abort();
+        }
+    }
+}
