@@ -11,11 +11,14 @@
 //! spreads its record batches over the lanes by rows, a file per lane. Row order across files
 //! is not kept — a Delta table has none.
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::Add;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
+use parquet::basic::{Compression, Encoding};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -29,6 +32,24 @@ const SPREAD_AFTER_ROWS: u64 = 128 * 1024;
 
 /// Record batches waiting per lane.
 const LANE_QUEUE: usize = 2;
+
+/// How data files are encoded: Snappy, as Delta writers do, and timestamp columns as deltas
+/// (`DELTA_BINARY_PACKED`, no dictionary). Event times mostly grow, so their deltas are small:
+/// the column is about a third smaller than with a dictionary, and cheaper to encode.
+pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::SNAPPY);
+    for field in schema.fields() {
+        if let DataType::Timestamp(_, _) = field.data_type() {
+            let path = ColumnPath::from(field.name().as_str());
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    builder.build()
+}
 
 /// A task encoding the record batches sent to it into Parquet files.
 struct Lane {
@@ -76,13 +97,14 @@ impl BatchWriter {
     /// A writer for `table`, with up to one lane per core.
     pub fn new(table: &DeltaTable) -> Result<Self, SinkError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
+        let properties = writer_properties(&schema);
         let spare = (0..cores)
-            .map(|_| RecordBatchWriter::for_table(table))
+            .map(|_| {
+                RecordBatchWriter::for_table(table)
+                    .map(|w| w.with_writer_properties(properties.clone()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let schema = spare
-            .first()
-            .map(|w| w.arrow_schema())
-            .ok_or_else(|| SinkError::Schema("no writer for the table".into()))?;
         Ok(BatchWriter {
             schema,
             spare,

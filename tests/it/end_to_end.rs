@@ -21,6 +21,33 @@ async fn events_table_equals_batch_computation() {
     let (version, epochs) = query_commits(&table, "sluice-ingest").await;
     assert_eq!(version, Some(7));
     assert_eq!(epochs, (0..=7).collect::<Vec<_>>());
+    // Times are stored as deltas, strings with a dictionary.
+    let file = std::fs::read_dir(&table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap())
+            .unwrap();
+    let group = parquet::file::reader::FileReader::metadata(&reader).row_group(0);
+    let encodings = |i: usize| {
+        group
+            .column(i)
+            .encodings()
+            .map(|e| format!("{e:?}"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        encodings(0).contains(&"DELTA_BINARY_PACKED".to_string()),
+        "{:?}",
+        encodings(0)
+    );
+    assert!(
+        encodings(1).contains(&"RLE_DICTIONARY".to_string()),
+        "{:?}",
+        encodings(1)
+    );
 }
 
 /// A batch of 200,000 rows (past the 128 Ki rows after which the writer spreads over cores) is
