@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use super::{schema, SinkError};
 
-/// Files above this many buffered bytes are flushed to storage mid-batch.
+/// Buffered file bytes, over all lanes, above which files are flushed to storage mid-batch.
 const FLUSH_BYTES: usize = 128 << 20;
 
 /// More lanes open only after this many rows went to the first.
@@ -59,13 +59,14 @@ struct Lane {
 }
 
 impl Lane {
-    fn spawn(mut writer: RecordBatchWriter) -> Self {
+    /// A lane flushing its file once it holds `flush_bytes`.
+    fn spawn(mut writer: RecordBatchWriter, flush_bytes: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(LANE_QUEUE);
         let task = tokio::spawn(async move {
             let mut adds = Vec::new();
             while let Some(batch) = rx.recv().await {
                 writer.write(batch).await?;
-                if writer.buffer_len() >= FLUSH_BYTES {
+                if writer.buffer_len() >= flush_bytes {
                     adds.extend(writer.flush().await?);
                 }
             }
@@ -87,6 +88,7 @@ impl Lane {
 /// Writes one micro-batch's rows as Parquet files; returns their `add` actions (not committed).
 pub struct BatchWriter {
     schema: SchemaRef,
+    cores: usize,
     /// Writers for lanes not opened yet.
     spare: Vec<RecordBatchWriter>,
     lanes: Vec<Lane>,
@@ -97,16 +99,18 @@ impl BatchWriter {
     /// A writer for `table`, with up to one lane per core.
     pub fn new(table: &DeltaTable) -> Result<Self, SinkError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
+        let first = RecordBatchWriter::for_table(table)?;
+        let schema = first.arrow_schema();
         let properties = writer_properties(&schema);
-        let spare = (0..cores)
-            .map(|_| {
-                RecordBatchWriter::for_table(table)
-                    .map(|w| w.with_writer_properties(properties.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut spare = vec![first.with_writer_properties(properties.clone())];
+        for _ in 1..cores {
+            spare.push(
+                RecordBatchWriter::for_table(table)?.with_writer_properties(properties.clone()),
+            );
+        }
         Ok(BatchWriter {
             schema,
+            cores,
             spare,
             lanes: Vec::new(),
             rows: 0,
@@ -122,7 +126,8 @@ impl BatchWriter {
                 .spare
                 .pop()
                 .ok_or_else(|| SinkError::Schema("no writer for the table".into()))?;
-            self.lanes.push(Lane::spawn(writer));
+            let flush_bytes = FLUSH_BYTES / self.cores;
+            self.lanes.push(Lane::spawn(writer, flush_bytes));
         }
         Ok(self
             .lanes

@@ -118,7 +118,10 @@ pub fn upgrade_rows(batch: RecordBatch) -> Result<RecordBatch, StateError> {
     else {
         return Ok(batch);
     };
-    let bounds = batch.column(index).as_struct();
+    let bounds = batch
+        .column(index)
+        .as_struct_opt()
+        .ok_or_else(|| StateError::Persisted("format-1 state has an unreadable window".into()))?;
     let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
     let mut columns = batch.columns().to_vec();
     let mut split_fields = Vec::new();
