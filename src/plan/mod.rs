@@ -381,32 +381,29 @@ mod tests {
 
     #[tokio::test]
     async fn aggregations_describe_their_keys() {
-        let p = plan(
-            "SELECT action, window(time, '1 hour') AS w, count(*) AS n FROM source GROUP BY action, window(time, '1 hour')",
-            Some("time, 10 minutes"),
-        )
-        .await
-        .unwrap();
-        let QueryKind::Aggregate(info) = p.kind() else {
-            panic!("aggregate expected")
-        };
-        assert_eq!(info.output_keys, ["action", "w"]);
-        // Grouped by the window's two bounds, the end third.
-        assert_eq!(info.time_key, Some(TimeKey::WindowEnd(2)));
-        assert!(info.missing_keys.is_empty());
-        // Grouped by the window's alias: by the struct itself.
-        let p = plan(
-            "SELECT window(time, '1 hour') AS w, action, count(*) AS n FROM source GROUP BY w, action",
-            Some("time, 10 minutes"),
-        )
-        .await
-        .unwrap();
-        let QueryKind::Aggregate(info) = p.kind() else {
-            panic!("aggregate expected")
-        };
-        assert_eq!(info.output_keys, ["w", "action"]);
-        assert_eq!(info.time_key, Some(TimeKey::WindowEnd(0)));
-        assert!(info.missing_keys.is_empty());
+        // (query, output keys, index of the window's end among the grouping keys)
+        for (sql, keys, end) in [
+            // Grouped by the window's two bounds, the end third.
+            (
+                "SELECT action, window(time, '1 hour') AS w, count(*) AS n FROM source GROUP BY action, window(time, '1 hour')",
+                ["action", "w"],
+                2,
+            ),
+            // Grouped by the window's alias: by the struct itself.
+            (
+                "SELECT window(time, '1 hour') AS w, action, count(*) AS n FROM source GROUP BY w, action",
+                ["w", "action"],
+                0,
+            ),
+        ] {
+            let p = plan(sql, Some("time, 10 minutes")).await.unwrap();
+            let QueryKind::Aggregate(info) = p.kind() else {
+                panic!("aggregate expected")
+            };
+            assert_eq!(info.output_keys, keys, "{sql}");
+            assert_eq!(info.time_key, Some(TimeKey::WindowEnd(end)), "{sql}");
+            assert!(info.missing_keys.is_empty(), "{sql}");
+        }
     }
 
     #[tokio::test]

@@ -16,25 +16,40 @@ fn window_sql(window: &str) -> String {
 const TABLE_SQL: &str =
     "SELECT action, \"window\"['start'], \"window\"['end'], n, n_action, first, last, secs, avg_sec FROM t";
 
-async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>) {
-    let dir = tempdir();
-    let table = dir.path().join("t");
-    let window = if sliding {
+/// The windowed query of these tests: 1-hour windows sliding every 30 minutes, or tumbling.
+fn windowed_query(sliding: bool) -> String {
+    window_sql(if sliding {
         "'1 hour', '30 minutes'"
     } else {
         "'1 hour'"
-    };
-    let sql = window_sql(window);
-    let mut extra = vec![
+    })
+}
+
+/// `--sql`, `--output-mode` and a 10-minute watermark for [`windowed_query`].
+fn windowed_args<'a>(sql: &'a str, mode: &'a str) -> Vec<&'a str> {
+    vec![
         "--sql",
-        &sql,
+        sql,
         "--output-mode",
         mode,
         "--watermark",
         "time, 10 minutes",
-        "--progress",
-        "json",
-    ];
+    ]
+}
+
+/// The table of [`windowed_query`] (as [`TABLE_SQL`] reads it), computed in one batch over all
+/// of `src`; in append mode, only the windows the watermark has closed.
+async fn expected_windows(src: &Path, sliding: bool, mode: &str) -> Vec<String> {
+    let select = format!("action, ws, ws + INTERVAL '1 hour', {AGGS}");
+    expected_events(src, &windowed_sql(sliding, mode == "append", &select)).await
+}
+
+async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>) {
+    let dir = tempdir();
+    let table = dir.path().join("t");
+    let sql = windowed_query(sliding);
+    let mut extra = windowed_args(&sql, mode);
+    extra.extend(["--progress", "json"]);
     let limit_opt;
     if let Some(n) = limit {
         limit_opt = format!("maxFilesPerTrigger={n}");
@@ -53,8 +68,7 @@ async fn differential(src: &Path, sliding: bool, mode: &str, limit: Option<&str>
         .sum();
     assert_eq!(dropped, 0, "no row is late in this input");
     let got = table_rows(&table, TABLE_SQL).await;
-    let select = format!("action, ws, ws + INTERVAL '1 hour', {AGGS}");
-    let want = expected_events(src, &windowed_sql(sliding, mode == "append", &select)).await;
+    let want = expected_windows(src, sliding, mode).await;
     assert!(!want.is_empty());
     assert_eq!(got, want, "sliding={sliding} mode={mode} limit={limit:?}");
 }
@@ -369,32 +383,15 @@ async fn state_written_in_format_1_resumes() {
         copy_dir(&repo().join("tests/data/state-format-1").join(name), &table);
         let (before, _) = query_commits(&table, "sluice-events").await;
         let before = before.expect("the fixture holds committed batches");
-        let window = if sliding {
-            "'1 hour', '30 minutes'"
-        } else {
-            "'1 hour'"
-        };
-        let sql = window_sql(window);
+        let sql = windowed_query(sliding);
         let src = fixture("events");
-        run_events(
-            &src,
-            &table,
-            &[
-                "--sql",
-                &sql,
-                "--output-mode",
-                mode,
-                "--watermark",
-                "time, 10 minutes",
-                "--query-name",
-                "events",
-            ],
-        );
+        let mut args = windowed_args(&sql, mode);
+        args.extend(["--query-name", "events"]);
+        run_events(&src, &table, &args);
         let (after, _) = query_commits(&table, "sluice-events").await;
         assert!(after > Some(before), "{name}: the query went on");
         let got = table_rows(&table, TABLE_SQL).await;
-        let select = format!("action, ws, ws + INTERVAL '1 hour', {AGGS}");
-        let want = expected_events(&src, &windowed_sql(sliding, mode == "append", &select)).await;
+        let want = expected_windows(&src, sliding, mode).await;
         assert_eq!(got, want, "{name}");
     }
 }
