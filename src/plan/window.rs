@@ -78,10 +78,14 @@ impl WindowSpec {
         self.windows_from(self.last_start(ts), ts)
     }
 
+    /// How many windows a time can fall in: ceil(window / slide).
+    fn windows_per_time(&self) -> i64 {
+        (self.size_us + self.slide_us - 1) / self.slide_us
+    }
+
     /// The windows containing `ts`, given its [`Self::last_start`].
     fn windows_from(&self, last_start: i64, ts: i64) -> impl Iterator<Item = i64> + '_ {
-        let count = (self.size_us + self.slide_us - 1) / self.slide_us;
-        (0..count)
+        (0..self.windows_per_time())
             .rev()
             .map(move |i| last_start - i * self.slide_us)
             .filter(move |start| *start <= ts && ts < start + self.size_us)
@@ -121,8 +125,7 @@ impl WindowSpec {
                 .collect::<Vec<i64>>();
             (batch.columns().to_vec(), starts)
         } else {
-            let per_row =
-                usize::try_from((self.size_us + self.slide_us - 1) / self.slide_us).unwrap_or(1);
+            let per_row = usize::try_from(self.windows_per_time()).unwrap_or(1);
             let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
             let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
             let mut last = LastStart::new(self);
