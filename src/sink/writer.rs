@@ -36,7 +36,7 @@ const LANE_QUEUE: usize = 2;
 /// How data files are encoded: Snappy, as Delta writers do, and timestamp columns as deltas
 /// (`DELTA_BINARY_PACKED`, no dictionary). Event times mostly grow, so their deltas are small:
 /// the column is about a third smaller than with a dictionary, and cheaper to encode.
-pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY);
@@ -88,11 +88,11 @@ impl Lane {
 /// Writes one micro-batch's rows as Parquet files; returns their `add` actions (not committed).
 pub struct BatchWriter {
     schema: SchemaRef,
-    cores: usize,
+    /// Each lane's share of [`FLUSH_BYTES`].
+    lane_flush_bytes: usize,
     /// Writers for lanes not opened yet.
     spare: Vec<RecordBatchWriter>,
     lanes: Vec<Lane>,
-    rows: u64,
 }
 
 impl BatchWriter {
@@ -110,24 +110,27 @@ impl BatchWriter {
         }
         Ok(BatchWriter {
             schema,
-            cores,
+            lane_flush_bytes: FLUSH_BYTES / cores,
             spare,
             lanes: Vec::new(),
-            rows: 0,
         })
+    }
+
+    /// Rows written so far.
+    fn rows(&self) -> u64 {
+        self.lanes.iter().map(|lane| lane.rows).sum()
     }
 
     /// The lane for the next rows: the first until it has had enough of them, then the one
     /// with the fewest rows, opening the spare lanes.
     fn lane(&mut self) -> Result<usize, SinkError> {
-        let spread = self.rows >= SPREAD_AFTER_ROWS;
+        let spread = self.rows() >= SPREAD_AFTER_ROWS;
         while self.lanes.is_empty() || (spread && !self.spare.is_empty()) {
             let writer = self
                 .spare
                 .pop()
                 .ok_or_else(|| SinkError::Schema("no writer for the table".into()))?;
-            let flush_bytes = FLUSH_BYTES / self.cores;
-            self.lanes.push(Lane::spawn(writer, flush_bytes));
+            self.lanes.push(Lane::spawn(writer, self.lane_flush_bytes));
         }
         Ok(self
             .lanes
@@ -152,17 +155,17 @@ impl BatchWriter {
             self.lanes.swap_remove(index).finish().await?;
             return Err(SinkError::Inconsistent("a data file writer stopped".into()));
         }
-        self.rows += rows;
         Ok(())
     }
 
     /// Finish the files and return their `add` actions and the row count.
     pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
+        let rows = self.rows();
         let mut adds = Vec::new();
         for lane in std::mem::take(&mut self.lanes) {
             adds.extend(lane.finish().await?);
         }
-        Ok((adds, self.rows))
+        Ok((adds, rows))
     }
 }
 
