@@ -382,6 +382,15 @@ impl Drop for Moto {
     }
 }
 
+/// The actions of the table's commit `version`, as written in its log file.
+pub fn log_actions(table: &Path, version: u64) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The files of a fixture, in name order.
 pub fn fixture_files(name: &str, range: std::ops::Range<usize>) -> Vec<PathBuf> {
     let mut names: Vec<_> = std::fs::read_dir(fixture(name))

@@ -6,14 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn log_actions(table: &std::path::Path, version: u64) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json")))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn optimize_and_vacuum_keep_the_query_exact() {
     let dir = tempdir();
