@@ -53,9 +53,40 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_nanos(u64::try_from(total).ok()?))
 }
 
+/// A positive number of microseconds in the largest unit that holds it exactly, as `parse_duration`
+/// reads it back (`'2 hours'`, `'7701 seconds'`, `'1500 microseconds'`).
+pub fn describe_micros(us: i64) -> String {
+    const UNITS: [(i64, &str); 6] = [
+        (86_400_000_000, "days"),
+        (3_600_000_000, "hours"),
+        (60_000_000, "minutes"),
+        (1_000_000, "seconds"),
+        (1_000, "milliseconds"),
+        (1, "microseconds"),
+    ];
+    let (per, unit) = UNITS
+        .iter()
+        .find(|(per, _)| us % per == 0)
+        .copied()
+        .unwrap_or((1, "microseconds"));
+    format!("'{} {unit}'", us / per)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describes_micros_in_the_largest_exact_unit() {
+        assert_eq!(describe_micros(7_200_000_000), "'2 hours'");
+        assert_eq!(describe_micros(7_701_000_000), "'7701 seconds'");
+        assert_eq!(describe_micros(1_500), "'1500 microseconds'");
+        for us in [7_701_000_000, 1_500, 86_400_000_000] {
+            let text = describe_micros(us);
+            let back = parse_duration(text.trim_matches('\'')).unwrap();
+            assert_eq!(back.as_micros() as i64, us);
+        }
+    }
 
     #[test]
     fn parses_common_spellings() {

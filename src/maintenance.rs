@@ -69,25 +69,59 @@ pub async fn optimize(uri: &str, target_size: Option<u64>) -> Result<OptimizeRep
     })
 }
 
+/// Orphaned data files (written by an attempt that never committed: a crash, or a losing
+/// instance) are deleted only past this age, whatever `--retention-hours` says: a running
+/// query's batch in flight has written files it has not committed yet.
+pub const ORPHAN_MIN_AGE_HOURS: i64 = 24;
+
 /// Delete files removed from the table more than `retention_hours` ago (the table's own
-/// retention, 7 days by default, when `None`).
+/// retention, 7 days by default, when `None`), and data files no commit ever added (orphans of
+/// crashed or superseded attempts) once older than that retention and [`ORPHAN_MIN_AGE_HOURS`].
 pub async fn vacuum(
     uri: &str,
     retention_hours: Option<u64>,
     dry_run: bool,
 ) -> Result<VacuumReport> {
+    use deltalake::operations::vacuum::VacuumMode;
+    use deltalake::table::config::TablePropertiesExt;
     let table = load(uri).await?;
-    let mut builder = table.vacuum().with_dry_run(dry_run);
-    if let Some(hours) = retention_hours {
-        let hours = i64::try_from(hours)
-            .map_err(|_| Error::Config("--retention-hours is too large".into()))?;
-        builder = builder
-            .with_retention_period(chrono::Duration::hours(hours))
-            .with_enforce_retention_duration(false);
+    let retention = match retention_hours {
+        Some(hours) => chrono::Duration::hours(
+            i64::try_from(hours)
+                .map_err(|_| Error::Config("--retention-hours is too large".into()))?,
+        ),
+        None => chrono::Duration::from_std(
+            table
+                .snapshot()?
+                .table_config()
+                .deleted_file_retention_duration(),
+        )
+        .map_err(|e| Error::Config(format!("the table's retention is unusable: {e}")))?,
+    };
+    let orphan_age = retention.max(chrono::Duration::hours(ORPHAN_MIN_AGE_HOURS));
+    let mut deleted = std::collections::BTreeSet::new();
+    // Full mode: tombstoned files and orphans older than `orphan_age`.
+    let (table, metrics) = table
+        .vacuum()
+        .with_mode(VacuumMode::Full)
+        .with_retention_period(orphan_age)
+        .with_enforce_retention_duration(retention_hours.is_none())
+        .with_dry_run(dry_run)
+        .await?;
+    deleted.extend(metrics.files_deleted);
+    // A shorter retention asked for: the tombstoned files of that age too (never orphans).
+    if retention < orphan_age {
+        let (_, metrics) = table
+            .vacuum()
+            .with_mode(VacuumMode::Lite)
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_dry_run(dry_run)
+            .await?;
+        deleted.extend(metrics.files_deleted);
     }
-    let (_, metrics) = builder.await?;
     Ok(VacuumReport {
-        files_deleted: metrics.files_deleted.len(),
-        dry_run: metrics.dry_run,
+        files_deleted: deleted.len(),
+        dry_run,
     })
 }

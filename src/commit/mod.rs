@@ -152,6 +152,75 @@ async fn landed_version(table: &DeltaTable, batch: &BatchCommit) -> Result<Optio
         .map(|(i, _)| newest - i as i64))
 }
 
+/// Whether the table's log shows a commit of a query's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InLog {
+    /// A commit of the batch is in the log.
+    Committed,
+    /// The whole log is there, and no commit of the batch is in it.
+    NotCommitted,
+    /// Not in the log, but older commits were cleaned up: the log cannot tell.
+    Unknown,
+}
+
+/// The `sluice` commitInfo of the commit of batch `batch_id` of query `query_name`, from the
+/// newest `limit` commits of the log (all with `None`), and whether those were the whole log.
+async fn find_commit(
+    table: &DeltaTable,
+    query_name: &str,
+    batch_id: i64,
+    limit: Option<usize>,
+) -> Result<(Option<Value>, bool), SinkError> {
+    use futures::TryStreamExt;
+    let Some(newest) = table_version(table) else {
+        return Ok((None, true));
+    };
+    let history: Vec<_> = table.history(limit).try_collect().await?;
+    let found = history.iter().find_map(|info| {
+        let mine = info.info.get("sluice")?;
+        let ours = mine.get("queryName").and_then(Value::as_str) == Some(query_name)
+            && mine.get("batchId").and_then(Value::as_i64) == Some(batch_id)
+            && mine.get("keepAlive").is_none();
+        ours.then(|| mine.clone())
+    });
+    Ok((found, history.len() as i64 > newest))
+}
+
+/// Look for the commit of batch `batch_id` of query `query_name` in the table's log (its
+/// commitInfos). Reads the whole log: only for the rare start of a query whose txn is gone.
+pub async fn batch_in_log(
+    table: &DeltaTable,
+    query_name: &str,
+    batch_id: i64,
+) -> Result<InLog, SinkError> {
+    Ok(
+        match find_commit(table, query_name, batch_id, None).await? {
+            (Some(_), _) => InLog::Committed,
+            (None, true) => InLog::NotCommitted,
+            (None, false) => InLog::Unknown,
+        },
+    )
+}
+
+/// The state attempt (commitInfo `stateAttempt`) the commit of batch `batch_id` names, looked
+/// up in the recent commits first. For the start after a crash between a commit and its state
+/// pointer.
+pub async fn state_attempt_in_log(
+    table: &DeltaTable,
+    query_name: &str,
+    batch_id: i64,
+) -> Result<Option<String>, SinkError> {
+    for limit in [Some(100), None] {
+        if let (Some(info), _) = find_commit(table, query_name, batch_id, limit).await? {
+            return Ok(info
+                .get("stateAttempt")
+                .and_then(Value::as_str)
+                .map(str::to_string));
+        }
+    }
+    Ok(None)
+}
+
 fn is_conflict(e: &DeltaTableError) -> bool {
     matches!(
         e,

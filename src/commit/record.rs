@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sink::SinkError;
 use crate::source::discovery::{FileEntry, SeenFiles};
+use crate::storage::Location;
 
 /// A full seen-file snapshot is written every this many batches.
 pub const SNAPSHOT_EVERY: i64 = 10;
@@ -31,12 +32,43 @@ pub const RECORD_FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceInfo {
-    /// The source location.
+    /// The source location, as the user wrote it.
     pub uri: String,
+    /// The source location itself (see [`Location::canonical`]); empty in records written
+    /// before it was kept, whose `uri` is compared instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub location: String,
     /// The file format.
     pub format: String,
     /// The source schema, as Spark DDL.
     pub schema: String,
+}
+
+impl SourceInfo {
+    /// Why a run reading `now` cannot continue the query that recorded `self`, if it cannot:
+    /// another source location or another format. The seen-file set of one source says nothing
+    /// about another's files (a file of the new source named like a seen one would be skipped),
+    /// so the query must not go on silently.
+    pub fn change_to(&self, now: &SourceInfo, query_name: &str) -> Option<String> {
+        let recorded = if self.location.is_empty() {
+            Location::parse(&self.uri).map_or_else(|_| self.uri.clone(), |l| l.canonical())
+        } else {
+            self.location.clone()
+        };
+        if recorded != now.location {
+            return Some(format!(
+                "query `{query_name}` of this table reads the source {}, and this run names {}: run it with --source {}, or give the new source a query name of its own (--query-name), which reads that source from its first file",
+                self.uri, now.uri, self.uri
+            ));
+        }
+        if self.format != now.format {
+            return Some(format!(
+                "query `{query_name}` of this table reads its source as {}, and this run says {}: run it with --format {} (a query's source format cannot change)",
+                self.format, now.format, self.format
+            ));
+        }
+        None
+    }
 }
 
 /// One planned micro-batch.
@@ -137,24 +169,63 @@ impl RecordStore {
         ))
     }
 
-    /// Read the record of a batch, if it exists.
-    pub async fn read(&self, batch_id: i64) -> Result<Option<BatchRecord>, SinkError> {
+    async fn bytes(&self, batch_id: i64) -> Result<Option<bytes::Bytes>, SinkError> {
         match self.store.get(&self.path(batch_id)).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                let record: BatchRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                    SinkError::Record(format!("record of batch {batch_id} is unreadable: {e}"))
-                })?;
-                if record.format > RECORD_FORMAT {
-                    return Err(SinkError::Record(format!(
-                        "record of batch {batch_id} was written by a newer sluice (format {}); upgrade sluice",
-                        record.format
-                    )));
-                }
-                Ok(Some(record))
-            }
+            Ok(got) => Ok(Some(got.bytes().await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A record's text, parsed: `Err(None)` when it is not a record at all (damaged).
+    fn parse(batch_id: i64, bytes: &[u8]) -> Result<BatchRecord, Option<SinkError>> {
+        let record: BatchRecord = serde_json::from_slice(bytes).map_err(|_| None)?;
+        if record.format > RECORD_FORMAT {
+            return Err(Some(SinkError::Record(format!(
+                "record of batch {batch_id} was written by a newer sluice (format {}); upgrade sluice",
+                record.format
+            ))));
+        }
+        Ok(record)
+    }
+
+    /// Read the record of a batch, if it exists.
+    pub async fn read(&self, batch_id: i64) -> Result<Option<BatchRecord>, SinkError> {
+        let Some(bytes) = self.bytes(batch_id).await? else {
+            return Ok(None);
+        };
+        Self::parse(batch_id, &bytes).map(Some).map_err(|e| {
+            e.unwrap_or_else(|| {
+                SinkError::Record(format!(
+                    "record of batch {batch_id} under {} is damaged ({} bytes that are not a record)",
+                    Self::folder(&self.query_name),
+                    bytes.len()
+                ))
+            })
+        })
+    }
+
+    /// Read the record of a batch that is not committed (its id is past the query's txn
+    /// version). A record that cannot be parsed — left empty or cut short by a power loss before
+    /// records were written durably — planned a batch nothing committed, so it is deleted and
+    /// the batch is planned again.
+    pub async fn read_planned(&self, batch_id: i64) -> Result<Option<BatchRecord>, SinkError> {
+        let Some(bytes) = self.bytes(batch_id).await? else {
+            return Ok(None);
+        };
+        match Self::parse(batch_id, &bytes) {
+            Ok(record) => Ok(Some(record)),
+            Err(Some(e)) => Err(e),
+            Err(None) => {
+                tracing::warn!(
+                    "the record of uncommitted batch {batch_id} is damaged ({} bytes); planning the batch again",
+                    bytes.len()
+                );
+                match self.store.delete(&self.path(batch_id)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
         }
     }
 
@@ -180,6 +251,20 @@ impl RecordStore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The newest batch id that has a record (planned, maybe committed), by listing the query's
+    /// record folder (at most [`KEEP_BATCHES`] + [`SNAPSHOT_EVERY`] files).
+    pub async fn newest(&self) -> Result<Option<i64>, SinkError> {
+        use futures::TryStreamExt;
+        let folder = Path::from(Self::folder(&self.query_name));
+        let listed: Vec<_> = self.store.list(Some(&folder)).try_collect().await?;
+        Ok(listed
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|name| name.strip_suffix(".json"))
+            .filter_map(|id| id.parse::<i64>().ok())
+            .max())
     }
 
     /// Delete the records no restart can need any more, once `committed` is committed: those
@@ -211,7 +296,7 @@ impl RecordStore {
         for id in from..=committed {
             let record = self.read(id).await?.ok_or_else(|| {
                 SinkError::Record(format!(
-                    "the table says batch {committed} of query `{}` is committed, but the record of batch {id} under {} is missing; the query cannot resume exactly (start it under a new --query-name to re-read the source)",
+                    "the table says batch {committed} of query `{}` is committed, but the record of batch {id} under {} is missing; the query cannot resume exactly: restore that folder from a backup, or stream the source into a new table",
                     self.query_name,
                     Self::folder(&self.query_name)
                 ))
@@ -250,6 +335,7 @@ mod tests {
             batch_id,
             source: SourceInfo {
                 uri: "src".into(),
+                location: String::new(),
                 format: "json".into(),
                 schema: "a STRING".into(),
             },

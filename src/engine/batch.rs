@@ -152,8 +152,12 @@ enum Output {
     Add(Vec<deltalake::kernel::Add>),
     /// Files already written holding the whole result, replacing every live file (complete).
     Replace(Vec<deltalake::kernel::Add>),
-    /// Changed result rows, upserted on the grouping keys at commit time (update).
-    Upsert(Vec<RecordBatch>),
+    /// Changed result rows, upserted on the grouping keys at commit time (update), and, when a
+    /// HAVING may drop keys, every key the batch touched (whose old rows all go).
+    Upsert {
+        changed: Vec<RecordBatch>,
+        touched: Option<Vec<RecordBatch>>,
+    },
 }
 
 /// A batch's output with its row count and state statistics.
@@ -240,8 +244,11 @@ impl Engine {
             window: self.plan.window().cloned(),
             table_schema: self.plan.table_schema().clone(),
             event_column: self.plan.watermark().map(|w| w.column.clone()),
-            late: match (watermark_us, time_key) {
-                (Some(w), Some(k)) => Some((w, k)),
+            // Complete mode keeps every row whatever the watermark (Spark's EventTimeWatermarkSuite,
+            // "complete mode"): the watermark drops and evicts only in append and update modes.
+            late: match (watermark_us, time_key, self.cfg.output_mode) {
+                (_, _, OutputModeKind::Complete) => None,
+                (Some(w), Some(k), _) => Some((w, k)),
                 _ => None,
             },
         };
@@ -276,6 +283,12 @@ impl Engine {
         let batch_max = stats.events.lock().ok().and_then(|e| e.max);
         operator.observe_event_time(batch_max);
         operator.persist(record.batch_id).await?;
+        // Update mode with HAVING: a key the batch changed that HAVING now drops must leave the
+        // table, so every touched key is known too (the result without HAVING, one row per key).
+        let touched = match self.cfg.output_mode {
+            OutputModeKind::Update if agg.has_having() => Some(emit.clone()),
+            _ => None,
+        };
         let output = agg.finalize(emit)?;
         let (output, rows_out) = match self.cfg.output_mode {
             OutputModeKind::Append => {
@@ -296,7 +309,22 @@ impl Engine {
                     .map(|b| crate::sink::schema::conform(b, &self.delta_schema))
                     .collect::<Result<Vec<_>, _>>()?;
                 let rows = changed.iter().map(|b| b.num_rows() as u64).sum();
-                (Output::Upsert(changed), rows)
+                let touched = match touched {
+                    Some(rows) => {
+                        let all: Vec<RecordBatch> = agg
+                            .finalize_unfiltered(rows)?
+                            .try_collect()
+                            .await
+                            .map_err(|e| input_error(stats, e))?;
+                        Some(
+                            all.iter()
+                                .map(|b| crate::sink::schema::conform(b, &self.delta_schema))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        )
+                    }
+                    None => None,
+                };
+                (Output::Upsert { changed, touched }, rows)
             }
         };
         durations.insert("addBatch".to_string(), ms(add_batch.elapsed()));
@@ -335,15 +363,16 @@ impl Engine {
                     .collect();
                 Ok((adds.clone(), removes, read))
             }
-            Output::Upsert(changed) => {
+            Output::Upsert { changed, touched } => {
                 self.sink.table_mut().update_incremental(None).await?;
                 let read = self.sink.version();
                 let keys = match self.plan.kind() {
                     QueryKind::Aggregate(info) => info.output_keys.clone(),
                     QueryKind::Stateless => Vec::new(),
                 };
+                let replaced = touched.as_ref().unwrap_or(changed);
                 let (removes, kept) =
-                    upsert::upsert(self.sink.table(), &self.delta_schema, changed, &keys).await?;
+                    upsert::upsert(self.sink.table(), &self.delta_schema, replaced, &keys).await?;
                 let mut adds = Vec::new();
                 for rows in [kept, changed.clone()] {
                     let mut writer = self.sink.writer()?;
@@ -379,6 +408,7 @@ impl Engine {
             "startOffset": self.last_offset,
             "endOffset": end_offset,
             "watermarkMs": record.watermark_ms,
+            "stateAttempt": self.operator.as_ref().and_then(|op| op.pending_attempt()),
             "record": format!("{}/{:020}.json", RecordStore::folder(&self.cfg.query_name), record.batch_id),
         });
         let mut attempts = 0;
@@ -506,8 +536,11 @@ impl Engine {
                 }
             }
         }
-        if let Some(w) = record.watermark_ms {
-            event_time.insert("watermark".to_string(), iso(w * 1000));
+        // Like Spark, a query with a watermark reports it from its first batch on (the epoch
+        // before any event time was seen).
+        if self.plan.watermark().is_some() {
+            let w = record.watermark_ms.unwrap_or(0);
+            event_time.insert("watermark".to_string(), iso(w.saturating_mul(1000)));
         }
         let state_operators = state
             .map(|s| {

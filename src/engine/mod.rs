@@ -20,7 +20,7 @@ pub mod progress;
 mod readahead;
 pub mod trigger;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
@@ -35,10 +35,11 @@ use crate::error::Error;
 use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
 use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
 use crate::source::arrivals::Arrivals;
-use crate::source::discovery::{effective_max_age, select_batch, FileEntry, SeenFiles};
+use crate::source::discovery::{effective_max_age, select_batch, Backlog, FileEntry, SeenFiles};
 use crate::source::options::{Format, ReadLimit, SourceOptions};
 use crate::source::{ddl, FileSource};
-use crate::state::store::StateStore;
+use crate::state::store::{Committed, StateMeta, StateStore};
+use crate::state::StateError;
 use crate::storage::IoCounts;
 use operator::AggOperator;
 pub use progress::{Progress, SinkProgress, SourceProgress};
@@ -200,23 +201,16 @@ impl Engine {
             None
         };
         let next_batch = committed.map_or(0, |v| v + 1);
-        // Without a txn for the query, batch 1 can only have been planned after batch 0 was
-        // committed: its record means the txn expired (delta.setTransactionRetentionDuration),
-        // and starting over would read the source twice.
-        if committed.is_none() && records.read(1).await?.is_some() {
-            return Err(SinkError::Inconsistent(format!(
-                "the table no longer holds the transaction record of query `{}` (expired by delta.setTransactionRetentionDuration?), though the query has committed batches; resuming would duplicate data: unset the retention, or start a new --query-name on a new table",
-                cfg.query_name
-            ))
-            .into());
+        if committed.is_none() {
+            check_no_lost_txn(&records, &sink, &cfg.query_name).await?;
         }
         // The newest record tells the query id and the remembered schema.
-        let newest = match records.read(next_batch).await? {
+        let newest = match records.read_planned(next_batch).await? {
             Some(pending) => Some(pending),
             None => match committed {
                 Some(v) => Some(records.read(v).await?.ok_or_else(|| {
                     SinkError::Record(format!(
-                        "the table says batch {v} of query `{}` is committed, but its record under {} is missing; start the query under a new --query-name",
+                        "the table says batch {v} of query `{}` is committed, but its record under {} is missing; restore that folder from a backup, or stream the source into a new table (another query name on this table would write every row again)",
                         cfg.query_name,
                         RecordStore::folder(&cfg.query_name)
                     ))
@@ -224,6 +218,13 @@ impl Engine {
                 None => None,
             },
         };
+        if let Some(recorded) = &newest {
+            // The schema is not compared here: a given --schema may differ from the remembered one.
+            let now = source_info(&cfg, &source, String::new());
+            if let Some(change) = recorded.source.change_to(&now, &cfg.query_name) {
+                return Err(Error::Config(change));
+            }
+        }
         let source_schema = match (&cfg.schema, &newest) {
             (Some(s), _) => s.clone(),
             (None, Some(r)) => ddl::parse_ddl(&r.source.schema)?,
@@ -308,19 +309,19 @@ impl Engine {
         mut on_progress: ProgressCallback,
     ) -> Result<Ending, Error> {
         let trigger = self.cfg.trigger;
-        // available-now: the files present at start are the whole input of this run.
-        let available = match trigger {
-            Trigger::AvailableNow => Some(self.source.list().await?),
+        // available-now: the files present at start are the whole input of this run, ordered
+        // once into a backlog that batches take from.
+        let mut available = match trigger {
+            Trigger::AvailableNow => Some(Backlog::new(
+                &self.source.list().await?,
+                &self.seen,
+                self.cfg.options.latest_first,
+            )),
             _ => None,
         };
         // The first batch's files are read while the table and the first record are prepared.
-        if let Some(files) = &available {
-            let first = select_batch(
-                files,
-                &self.seen,
-                self.cfg.options.limit,
-                self.cfg.options.latest_first,
-            );
+        if let Some(backlog) = &available {
+            let first = backlog.peek(&self.seen, self.cfg.options.limit);
             self.read_ahead
                 .start(&self.source, first, &self.source_schema);
         }
@@ -337,7 +338,7 @@ impl Engine {
             }
             let started = Instant::now();
             let batch = {
-                let step = self.trigger_once(trigger, available.as_deref());
+                let step = self.trigger_once(trigger, available.as_mut());
                 tokio::select! {
                     biased;
                     _ = stop.wait_for(|s| *s) => return Ok(Ending::Stopped),
@@ -376,25 +377,31 @@ impl Engine {
     async fn trigger_once(
         &mut self,
         trigger: Trigger,
-        available: Option<&[FileEntry]>,
+        mut available: Option<&mut Backlog>,
     ) -> Result<Option<(Progress, bool)>, Error> {
         let trigger_start = Instant::now();
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut durations = BTreeMap::new();
-        let (record, replayed) = match self.records.read(self.next_batch).await? {
+        let (record, replayed) = match self.records.read_planned(self.next_batch).await? {
             Some(planned) => (planned, true),
             None => {
                 let listing = Instant::now();
-                let listed = match available {
-                    Some(files) => files.to_vec(),
-                    None => self.source.list().await?,
-                };
                 let limit = if trigger == Trigger::Once {
                     ReadLimit::Unlimited
                 } else {
                     self.cfg.options.limit
                 };
-                let files = select_batch(&listed, &self.seen, limit, self.cfg.options.latest_first);
+                let latest_first = self.cfg.options.latest_first;
+                let (files, listed) = match available.as_deref_mut() {
+                    Some(backlog) => (backlog.take(&self.seen, limit), None),
+                    None => {
+                        let listed = self.source.list().await?;
+                        (
+                            select_batch(&listed, &self.seen, limit, latest_first),
+                            Some(listed),
+                        )
+                    }
+                };
                 // With nothing new, a batch runs only to let a moved watermark close windows.
                 let no_data_due = self
                     .operator
@@ -403,20 +410,42 @@ impl Engine {
                 if files.is_empty() && !no_data_due {
                     return Ok(None);
                 }
-                // The seen files once this batch commits: what the next batch is chosen from
-                // (for read-ahead), and the record's snapshot when it carries one.
-                let mut after = self.seen.clone();
-                after.advance(&files, effective_max_age(&self.cfg.options));
-                self.next_files = match trigger {
-                    Trigger::Once => Vec::new(),
-                    _ => select_batch(&listed, &after, limit, self.cfg.options.latest_first),
+                // What the next batch will most likely read, for read-ahead.
+                self.next_files = match (trigger, available.as_deref(), &listed) {
+                    (Trigger::Once, _, _) => Vec::new(),
+                    (_, Some(backlog), _) => backlog.peek(&self.seen, limit),
+                    (_, None, Some(listed)) => {
+                        let taken: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                        let rest: Vec<FileEntry> = listed
+                            .iter()
+                            .filter(|f| !taken.contains(f.path.as_str()))
+                            .cloned()
+                            .collect();
+                        select_batch(&rest, &self.seen, limit, latest_first)
+                    }
+                    _ => Vec::new(),
                 };
                 durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
                 let wal = Instant::now();
-                let record = self.new_record(files, after);
+                let chosen = available.is_some().then(|| files.clone());
+                let record = self.new_record(files);
                 let record = match self.records.create(record).await? {
                     Created::Ours(r) => r,
-                    Created::Theirs(r) => r,
+                    Created::Theirs(theirs) => {
+                        // Another instance planned this batch: run theirs, and take the files
+                        // this run chose and theirs does not hold in a later batch.
+                        if let (Some(backlog), Some(chosen)) = (available, chosen) {
+                            let held: HashSet<&str> =
+                                theirs.files.iter().map(|f| f.path.as_str()).collect();
+                            backlog.put_back(
+                                chosen
+                                    .into_iter()
+                                    .filter(|f| !held.contains(f.path.as_str()))
+                                    .collect(),
+                            );
+                        }
+                        theirs
+                    }
                 };
                 durations.insert("walCommit".to_string(), ms(wal.elapsed()));
                 (record, false)
@@ -459,21 +488,21 @@ impl Engine {
         }
     }
 
-    /// The record planning batch `next_batch` over `files`; `seen_after` is the seen set once
-    /// it commits (kept in the record every few batches).
-    fn new_record(&self, files: Vec<FileEntry>, seen_after: SeenFiles) -> BatchRecord {
+    /// The record planning batch `next_batch` over `files`.
+    fn new_record(&self, files: Vec<FileEntry>) -> BatchRecord {
         let batch_id = self.next_batch;
-        let seen = BatchRecord::is_snapshot_batch(batch_id).then_some(seen_after);
+        // Every few batches the record holds the seen set as it will be once this batch commits.
+        let seen = BatchRecord::is_snapshot_batch(batch_id).then(|| {
+            let mut after = self.seen.clone();
+            after.advance(&files, effective_max_age(&self.cfg.options));
+            after
+        });
         BatchRecord {
             format: RECORD_FORMAT,
             query_name: self.cfg.query_name.clone(),
             query_id: self.query_id.clone(),
             batch_id,
-            source: SourceInfo {
-                uri: self.cfg.source.clone(),
-                format: self.cfg.format.to_string(),
-                schema: ddl::to_ddl(&self.source_schema),
-            },
+            source: source_info(&self.cfg, &self.source, ddl::to_ddl(&self.source_schema)),
             sql: self.cfg.sql.clone(),
             files,
             seen,
@@ -484,6 +513,44 @@ impl Engine {
                 .map(|us| us.div_euclid(1000)),
             planned_at_ms: chrono::Utc::now().timestamp_millis(),
         }
+    }
+}
+
+/// A query without a txn in the table may start from batch 0 only if it never committed: its
+/// records say otherwise when batch 1 or later was planned (that needs batch 0 committed), or
+/// when the log shows batch 0's commit. Records past batch 0 are looked up by listing, since
+/// old ones are deleted as the query goes. Starting over would read the source twice.
+async fn check_no_lost_txn(
+    records: &RecordStore,
+    sink: &DeltaSink,
+    query_name: &str,
+) -> Result<(), Error> {
+    let lost = match records.newest().await? {
+        None => return Ok(()),
+        Some(0) if !sink.exists() => return Ok(()),
+        Some(0) => match commit::batch_in_log(sink.table(), query_name, 0).await? {
+            commit::InLog::NotCommitted => return Ok(()),
+            commit::InLog::Committed => "it committed batch 0".to_string(),
+            commit::InLog::Unknown => {
+                "its batch 0 was planned and the log that would show its commit was cleaned up"
+                    .to_string()
+            }
+        },
+        Some(n) => format!("it planned batch {n}, so it committed batches before it"),
+    };
+    Err(SinkError::Inconsistent(format!(
+        "the table holds no transaction record (txn) of query `{query_name}`, though {lost}: it expired under delta.setTransactionRetentionDuration while the query was stopped, and resuming would read the source again; unset that table property and run again (the txn comes back while the log still holds it), or stream the source into a new table"
+    ))
+    .into())
+}
+
+/// How the query reads its source, as its records keep it.
+fn source_info(cfg: &QueryConfig, source: &FileSource, schema: String) -> SourceInfo {
+    SourceInfo {
+        uri: cfg.source.clone(),
+        location: source.canonical(),
+        format: cfg.format.to_string(),
+        schema,
     }
 }
 
@@ -513,25 +580,58 @@ async fn operator_for(
                 plan.watermark().cloned(),
             )?;
             if let Some(v) = committed {
-                op.restore(v).await?;
+                let meta = committed_state(sink, &cfg.query_name, v).await?;
+                op.restore(meta).await?;
             }
             Some(op)
         }
         None => {
             if let Some(v) = committed {
-                if StateStore::new(sink.store(), &cfg.query_name)
-                    .meta(v)
-                    .await?
-                    .is_some()
-                {
+                let state = StateStore::new(sink.store(), &cfg.query_name)
+                    .committed(v)
+                    .await?;
+                if !matches!(&state, Committed::Attempts(a) if a.is_empty()) {
                     return Err(Error::Config(format!(
-                        "query `{}` was an aggregation when the table recorded it, and is not one now; restore the original query or use a new --query-name",
+                        "query `{}` was an aggregation when the table recorded it, and is not one now; restore the original query, or write the new one to a new table",
                         cfg.query_name
                     )));
                 }
             }
             None
         }
+    })
+}
+
+/// The meta of the state committed by batch `v`: its pointer; else the attempt the commit names
+/// in the log; else the only attempt that wrote state for `v`.
+async fn committed_state(sink: &DeltaSink, query_name: &str, v: i64) -> Result<StateMeta, Error> {
+    let store = StateStore::new(sink.store(), query_name);
+    let attempts = match store.committed(v).await? {
+        Committed::Meta(meta) => return Ok(meta),
+        Committed::Attempts(attempts) => attempts,
+    };
+    if attempts.is_empty() {
+        return Err(Error::Config(format!(
+            "the query now aggregates, but batch {v} of query `{query_name}` was written without aggregation state; restore the original query, or write the new one to a new table"
+        )));
+    }
+    let named = commit::state_attempt_in_log(sink.table(), query_name, v).await?;
+    let attempt = match (named, attempts.as_slice()) {
+        (Some(a), _) if attempts.contains(&a) => a,
+        (None, [only]) => only.clone(),
+        _ => {
+            return Err(StateError::Persisted(format!(
+                "cannot tell which of {} attempts at batch {v} of query `{query_name}` was committed (the log that says it was cleaned up): restore the state folder from a backup, or write the query to a new table",
+                attempts.len()
+            ))
+            .into())
+        }
+    };
+    store.attempt_meta(v, &attempt).await?.ok_or_else(|| {
+        StateError::Persisted(format!(
+            "the state meta of batch {v} by attempt {attempt} vanished"
+        ))
+        .into()
     })
 }
 

@@ -79,32 +79,40 @@ impl AggOperator {
     }
 
     /// Restore the state committed by batch `committed`, checking that the query still fits it.
-    pub async fn restore(&mut self, committed: i64) -> Result<(), StateError> {
-        let Some(meta) = self.store.meta(committed).await? else {
-            return Err(StateError::Persisted(format!(
-                "the query now aggregates, but batch {committed} of this query name was written without aggregation state; start it under a new --query-name"
-            )));
-        };
+    /// `meta` is the committed attempt's meta (see [`crate::state::store::Committed`]).
+    pub async fn restore(&mut self, meta: StateMeta) -> Result<(), StateError> {
         let earlier = StateSignature::read(&meta.signature, meta.format).map_err(|e| {
             StateError::Persisted(format!("the state's signature is unreadable: {e}"))
         })?;
         if let Some(changes) = self.signature.changes_from(&earlier) {
             return Err(StateError::Persisted(format!(
-                "the query changed since the table's state was built ({changes}); restore the original query, or start the new one under a new --query-name (and a new table for complete or update mode)"
+                "the query changed since the table's state was built ({changes}); restore the original query, or write the new one to a new table"
             )));
         }
-        let meta = self.store.restore(committed, &mut self.state).await?;
+        self.store.restore(&meta, &mut self.state).await?;
         self.max_event_us = meta.max_event_time_us;
-        self.watermark_us = meta.watermark_us;
+        // State written before the watermark had millisecond precision may hold microseconds.
+        self.watermark_us = meta.watermark_us.map(|w| w.div_euclid(1000) * 1000);
+        if meta.attempt.is_empty() || meta.chain.is_empty() {
+            // Written before attempts were kept: nothing to point at.
+        } else {
+            self.store.point_to(&meta).await?;
+        }
         self.committed = Some(meta);
         Ok(())
     }
 
     /// The watermark the next batch runs with: the newest event time seen minus the delay,
     /// never moving back (Spark's rule: computed at the end of batch N, applied from N+1).
+    ///
+    /// Like Spark, the watermark has millisecond precision: the newest event time and the delay
+    /// are each truncated to milliseconds first (`EventTimeWatermarkExec` adds `micros / 1000`),
+    /// so a watermark read back from the millisecond record equals the one computed here.
     pub fn next_watermark_us(&self) -> Option<i64> {
-        let delay = self.watermark.as_ref()?.delay_us;
-        let candidate = self.max_event_us.map(|m| m - delay);
+        let delay_ms = self.watermark.as_ref()?.delay_us / 1000;
+        let candidate = self
+            .max_event_us
+            .map(|m| (m / 1000).saturating_sub(delay_ms).saturating_mul(1000));
         match (self.watermark_us, candidate) {
             (Some(w), Some(c)) => Some(w.max(c)),
             (w, c) => w.or(c),
@@ -161,8 +169,10 @@ impl AggOperator {
         }
     }
 
-    /// Persist batch `batch_id`'s state changes (before its commit).
+    /// Persist batch `batch_id`'s state changes (before its commit), under a new attempt id
+    /// (the commit names it: see [`crate::state::store`]).
     pub async fn persist(&mut self, batch_id: i64) -> Result<StateMeta, StateError> {
+        let attempt = uuid::Uuid::new_v4().simple().to_string();
         let (upserts, deletes) = self.state.take_changes()?;
         let changes = (upserts.num_rows() + deletes.num_rows()) as u64;
         let rows = self.state.len() as u64;
@@ -198,6 +208,8 @@ impl AggOperator {
             watermark_us: self.watermark_us,
             signature: serde_json::to_string(&self.signature)
                 .map_err(|e| StateError::Persisted(e.to_string()))?,
+            chain: StateMeta::chain_after(previous, snapshot, &attempt),
+            attempt,
         };
         let snapshot_rows = if snapshot {
             Some(self.state.all()?)
@@ -214,11 +226,20 @@ impl AggOperator {
     /// The batch in flight was committed: its state is now the committed one.
     pub async fn committed(&mut self) {
         if let Some(meta) = self.pending.take() {
+            // Housekeeping: without the pointer, a restart finds the attempt in the log.
+            if let Err(e) = self.store.point_to(&meta).await {
+                tracing::warn!("could not record the committed state attempt: {e}");
+            }
             if let Err(e) = self.store.expire(&meta).await {
                 tracing::warn!("could not delete old state files: {e}");
             }
             self.committed = Some(meta);
         }
+    }
+
+    /// The attempt id of the batch in flight's state, once persisted.
+    pub fn pending_attempt(&self) -> Option<&str> {
+        self.pending.as_ref().map(|m| m.attempt.as_str())
     }
 
     /// The watermark of the last batch (µs).

@@ -22,6 +22,8 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{collect, execute_stream, ExecutionPlan, PhysicalExpr};
 
@@ -77,6 +79,66 @@ fn replace(
         ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
     );
     rebuilt.map_err(exec_err)
+}
+
+fn holds(plan: &Arc<dyn ExecutionPlan>, target: &Arc<dyn ExecutionPlan>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(plan), Arc::as_ptr(target))
+        || plan.children().into_iter().any(|c| holds(c, target))
+}
+
+/// Is there a filter between `plan` and the aggregate `target` below it?
+fn filters_above(plan: &Arc<dyn ExecutionPlan>, target: &Arc<dyn ExecutionPlan>) -> bool {
+    if std::ptr::addr_eq(Arc::as_ptr(plan), Arc::as_ptr(target)) {
+        return false;
+    }
+    (plan.is::<FilterExec>() && holds(plan, target))
+        || plan
+            .children()
+            .into_iter()
+            .any(|c| filters_above(c, target))
+}
+
+/// `plan` with the filters above the aggregate `target` taken out (each replaced by its input).
+fn without_filters_above(
+    plan: &Arc<dyn ExecutionPlan>,
+    target: &Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>, PlanError> {
+    if std::ptr::addr_eq(Arc::as_ptr(plan), Arc::as_ptr(target)) || !holds(plan, target) {
+        return Ok(plan.clone());
+    }
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        // A filter may also project; the projection stays.
+        let input = without_filters_above(filter.input(), target)?;
+        return match filter.projection() {
+            Some(projection) => {
+                let exprs = projection
+                    .iter()
+                    .map(|&i| {
+                        let field = input.schema().field(i).clone();
+                        let column: Arc<dyn PhysicalExpr> = Arc::new(
+                            datafusion::physical_expr::expressions::Column::new(field.name(), i),
+                        );
+                        (column, field.name().to_string())
+                    })
+                    .collect::<Vec<_>>();
+                Ok(Arc::new(
+                    ProjectionExec::try_new(exprs, input).map_err(exec_err)?,
+                ))
+            }
+            None => Ok(input),
+        };
+    }
+    let children = plan
+        .children()
+        .into_iter()
+        .map(|c| without_filters_above(c, target))
+        .collect::<Result<Vec<_>, _>>()?;
+    plan.clone()
+        .replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+        .map_err(exec_err)
 }
 
 impl AggregatePlan {
@@ -179,6 +241,26 @@ impl AggregatePlan {
     pub fn finalize(&self, rows: Vec<RecordBatch>) -> Result<SendableRecordBatchStream, PlanError> {
         let final_agg = self.over(AggregateMode::Final, rows)?;
         let plan = replace(&self.top, &self.target, &final_agg)?;
+        execute_stream(plan, self.task.clone()).map_err(exec_err)
+    }
+
+    /// Does a filter run on the aggregate's result (HAVING)?
+    pub fn has_having(&self) -> bool {
+        filters_above(&self.top, &self.target)
+    }
+
+    /// The result rows of the given state rows as if the query had no HAVING: one per key, so
+    /// that update mode can tell every key a batch touched, including keys HAVING now drops.
+    pub fn finalize_unfiltered(
+        &self,
+        rows: Vec<RecordBatch>,
+    ) -> Result<SendableRecordBatchStream, PlanError> {
+        let final_agg = self.over(AggregateMode::Final, rows)?;
+        let plan = replace(
+            &without_filters_above(&self.top, &self.target)?,
+            &self.target,
+            &final_agg,
+        )?;
         execute_stream(plan, self.task.clone()).map_err(exec_err)
     }
 }

@@ -68,9 +68,15 @@ impl WindowSpec {
         )
     }
 
-    /// The latest window start at or before `ts`.
+    /// The latest window start at or before `ts` (computed wide: `ts` may be any timestamp).
     fn last_start(&self, ts: i64) -> i64 {
-        ts - (ts - self.start_us + self.slide_us).rem_euclid(self.slide_us)
+        let (ts, start, slide) = (
+            i128::from(ts),
+            i128::from(self.start_us),
+            i128::from(self.slide_us),
+        );
+        let last = ts - (ts - start + slide).rem_euclid(slide);
+        i64::try_from(last).unwrap_or(i64::MIN)
     }
 
     /// The windows containing `ts`, oldest first, as start times.
@@ -80,15 +86,17 @@ impl WindowSpec {
 
     /// How many windows a time can fall in: ceil(window / slide).
     fn windows_per_time(&self) -> i64 {
-        (self.size_us + self.slide_us - 1) / self.slide_us
+        windows_per_row(self.size_us, self.slide_us)
     }
 
     /// The windows containing `ts`, given its [`Self::last_start`].
     fn windows_from(&self, last_start: i64, ts: i64) -> impl Iterator<Item = i64> + '_ {
         (0..self.windows_per_time())
             .rev()
-            .map(move |i| last_start - i * self.slide_us)
-            .filter(move |start| *start <= ts && ts < start + self.size_us)
+            .filter_map(move |i| last_start.checked_sub(i.checked_mul(self.slide_us)?))
+            .filter(move |start| {
+                *start <= ts && start.checked_add(self.size_us).is_some_and(|end| ts < end)
+            })
     }
 
     /// Repeat each row of `batch` once per window containing its time, and add the
@@ -125,9 +133,11 @@ impl WindowSpec {
                 .collect::<Vec<i64>>();
             (batch.columns().to_vec(), starts)
         } else {
+            // At most MAX_WINDOWS_PER_ROW per row (checked when the query was planned).
             let per_row = usize::try_from(self.windows_per_time()).unwrap_or(1);
-            let mut rows: Vec<u32> = Vec::with_capacity(batch.num_rows() * per_row);
-            let mut starts: Vec<i64> = Vec::with_capacity(batch.num_rows() * per_row);
+            let capacity = batch.num_rows().saturating_mul(per_row);
+            let mut rows: Vec<u32> = Vec::with_capacity(capacity);
+            let mut starts: Vec<i64> = Vec::with_capacity(capacity);
             let mut last = LastStart::new(self);
             for (row, ts) in times.iter().enumerate() {
                 let Some(ts) = ts else { continue };
@@ -145,7 +155,10 @@ impl WindowSpec {
                 .map_err(|e| PlanError::Execution(e.to_string()))?;
             (columns, starts)
         };
-        let ends: Vec<i64> = starts.iter().map(|s| s + self.size_us).collect();
+        let ends: Vec<i64> = starts
+            .iter()
+            .map(|s| s.saturating_add(self.size_us))
+            .collect();
         let start_col: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
         let end_col: ArrayRef =
@@ -229,6 +242,15 @@ fn micros(text: &str, what: &str) -> Result<i64, PlanError> {
         })
 }
 
+/// The most windows one row may fall in (window / slide). Each row is repeated once per
+/// window before the aggregation, so this bounds the memory a batch's expansion takes.
+pub const MAX_WINDOWS_PER_ROW: i64 = 4096;
+
+/// ceil(size / slide), for positive durations.
+fn windows_per_row(size_us: i64, slide_us: i64) -> i64 {
+    size_us / slide_us + i64::from(size_us % slide_us != 0)
+}
+
 fn parse_call(args: &[FunctionArg]) -> Result<WindowSpec, PlanError> {
     let usage = "window() takes (time_column, 'duration'[, 'slide'[, 'start']])";
     if args.len() < 2 || args.len() > 4 {
@@ -261,6 +283,21 @@ fn parse_call(args: &[FunctionArg]) -> Result<WindowSpec, PlanError> {
         return Err(PlanError::Invalid(
             "window() start time must be shorter than the slide".into(),
         ));
+    }
+    let per_row = windows_per_row(size_us, slide_us);
+    if per_row > MAX_WINDOWS_PER_ROW {
+        // The shortest slide allowed, rounded up to a whole second or millisecond.
+        let shortest = windows_per_row(size_us, MAX_WINDOWS_PER_ROW);
+        let unit = if shortest > 1_000_000 {
+            1_000_000
+        } else {
+            1_000
+        };
+        let shortest = windows_per_row(shortest, unit).saturating_mul(unit);
+        return Err(PlanError::Invalid(format!(
+            "window() puts each row in {per_row} windows (window / slide); at most {MAX_WINDOWS_PER_ROW} are allowed: use a slide of at least {}",
+            crate::duration::describe_micros(shortest)
+        )));
     }
     Ok(WindowSpec {
         time_column,

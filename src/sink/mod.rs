@@ -60,10 +60,16 @@ pub fn table_at(location: &Location, io: &Arc<IoStats>) -> Result<DeltaTable, Si
         .map_err(|e| SinkError::Location(e.to_string()))?;
     let mut builder = DeltaTableBuilder::from_url(url.clone())?
         .with_storage_options(storage::delta_storage_options());
-    if let Location::S3 { .. } = location {
-        let store =
-            storage::object_store(location, io).map_err(|e| SinkError::Location(e.to_string()))?;
-        builder = builder.with_storage_backend(store, url);
+    match location {
+        Location::S3 { .. } => {
+            let store = storage::object_store(location, io)
+                .map_err(|e| SinkError::Location(e.to_string()))?;
+            builder = builder.with_storage_backend(store, url);
+        }
+        // Local tables: every write durable before it returns (see `storage::durable`).
+        Location::Local { .. } => {
+            builder = builder.with_storage_backend(storage::durable::durable_local(), url);
+        }
     }
     Ok(builder.build()?)
 }
@@ -222,7 +228,17 @@ impl DeltaSink {
     /// Delete log files past the table's log retention (30 days by default) that a checkpoint
     /// covers. Run now and then, not per commit: it lists the log.
     pub async fn cleanup_logs(&mut self) -> Result<usize, SinkError> {
+        use deltalake::table::config::TablePropertiesExt;
         self.table.update_incremental(None).await?;
+        // The table's owner may keep its whole history (`delta.enableExpiredLogCleanup=false`).
+        if !self
+            .table
+            .snapshot()?
+            .table_config()
+            .enable_expired_log_cleanup()
+        {
+            return Ok(0);
+        }
         Ok(deltalake::checkpoints::cleanup_metadata(&self.table, None).await?)
     }
 

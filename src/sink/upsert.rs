@@ -104,7 +104,8 @@ async fn key_ranges(
 }
 
 /// The files to remove, and the rows of theirs to keep, so that the table holds the changed
-/// rows (written beside) in place of the rows with the same keys. Kept rows go to files of
+/// rows (written beside) in place of the rows with the same keys as `changed` (every key the
+/// batch touched: with HAVING, a superset of the rows written). Kept rows go to files of
 /// their own, so that files of old keys settle and stop being rewritten.
 pub async fn upsert(
     table: &DeltaTable,

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Encoding Parquet is the costliest step of an append, and one writer runs on one core. A lane
-//! is a task with its own Delta writer, so lanes encode in parallel. Small batches (the common
+//! is a blocking thread with its own Delta writer, so lanes encode in parallel, off the async
+//! workers. Small batches (the common
 //! case of a trigger picking up a file or two) stay in one lane and one file; a large one
 //! spreads its record batches over the lanes by rows, a file per lane. Row order across files
 //! is not kept — a Delta table has none.
@@ -19,7 +20,7 @@ use deltalake::DeltaTable;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{schema, SinkError};
@@ -51,10 +52,16 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     builder.build()
 }
 
-/// A task encoding the record batches sent to it into Parquet files.
+/// A thread encoding the record batches sent to it into Parquet files.
+///
+/// Encoding is CPU work: it runs on a blocking thread, never on the async workers, where it
+/// would hold up storage requests (and their timeouts) of everything else in flight. The lane
+/// drives its writer's uploads from that thread too.
 struct Lane {
     tx: mpsc::Sender<RecordBatch>,
     task: JoinHandle<Result<Vec<Add>, SinkError>>,
+    /// Dropping it stops the lane at its next step (no further files are uploaded).
+    _cancel: oneshot::Sender<()>,
     rows: u64,
 }
 
@@ -62,26 +69,46 @@ impl Lane {
     /// A lane flushing its file once it holds `flush_bytes`.
     fn spawn(mut writer: RecordBatchWriter, flush_bytes: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(LANE_QUEUE);
-        let task = tokio::spawn(async move {
-            let mut adds = Vec::new();
-            while let Some(batch) = rx.recv().await {
-                writer.write(batch).await?;
-                if writer.buffer_len() >= flush_bytes {
-                    adds.extend(writer.flush().await?);
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let work = async move {
+                let mut adds = Vec::new();
+                while let Some(batch) = rx.recv().await {
+                    writer.write(batch).await?;
+                    if writer.buffer_len() >= flush_bytes {
+                        adds.extend(writer.flush().await?);
+                    }
                 }
-            }
-            adds.extend(writer.flush().await?);
-            Ok(adds)
+                adds.extend(writer.flush().await?);
+                Ok(adds)
+            };
+            runtime.block_on(async move {
+                tokio::select! {
+                    done = work => done,
+                    _ = cancelled => Err(SinkError::Inconsistent("the batch was given up".into())),
+                }
+            })
         });
-        Lane { tx, task, rows: 0 }
+        Lane {
+            tx,
+            task,
+            _cancel: cancel,
+            rows: 0,
+        }
     }
 
     /// Wait for the lane's files; its error if it failed.
     async fn finish(self) -> Result<Vec<Add>, SinkError> {
-        drop(self.tx);
-        self.task
+        let Lane {
+            tx, task, _cancel, ..
+        } = self;
+        drop(tx);
+        let done = task
             .await
-            .map_err(|e| SinkError::Inconsistent(format!("a data file writer stopped: {e}")))?
+            .map_err(|e| SinkError::Inconsistent(format!("a data file writer stopped: {e}")))?;
+        drop(_cancel);
+        done
     }
 }
 
@@ -169,11 +196,10 @@ impl BatchWriter {
     }
 }
 
+/// A batch given up on writes no more files: dropping the lanes drops their cancel senders,
+/// which stops each lane at its next step.
 impl Drop for BatchWriter {
-    /// A batch given up on writes no more files.
     fn drop(&mut self) {
-        for lane in &self.lanes {
-            lane.task.abort();
-        }
+        self.lanes.clear();
     }
 }

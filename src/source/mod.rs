@@ -9,14 +9,17 @@ pub mod arrivals;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;
+mod listing;
 pub mod options;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 
 use crate::storage::{self, IoCounts, IoStats, Location};
 use decode::{DecodeSpec, Decoded};
@@ -71,6 +74,8 @@ pub struct FileSource {
     io: Arc<IoStats>,
     format: Format,
     options: SourceOptions,
+    /// Local files already warned about (names that are not UTF-8).
+    warned: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FileSource {
@@ -94,12 +99,18 @@ impl FileSource {
             io,
             format,
             options,
+            warned: Arc::default(),
         })
     }
 
     /// Storage requests made so far (counted on S3 only).
     pub fn io_counts(&self) -> IoCounts {
         self.io.read()
+    }
+
+    /// The source location itself, however the user spelled it.
+    pub fn canonical(&self) -> String {
+        self.location.canonical()
     }
 
     /// The source as the user named it.
@@ -125,54 +136,31 @@ impl FileSource {
         &self.options
     }
 
-    /// List the files of the source (hidden files and folders, starting with `_` or `.`, are skipped).
+    /// List the files of the source (see [`listing`] for what is skipped).
     pub async fn list(&self) -> Result<Vec<FileEntry>, SourceError> {
-        let prefix = self.location.prefix();
-        let skip = prefix.parts().count();
-        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        let mut files = Vec::with_capacity(metas.len());
-        for meta in metas {
-            let parts: Vec<String> = meta
-                .location
-                .parts()
-                .skip(skip)
-                .map(|p| p.as_ref().to_string())
-                .collect();
-            if parts.is_empty()
-                || parts
-                    .iter()
-                    .any(|p| p.starts_with('_') || p.starts_with('.'))
-            {
-                continue;
+        match self.location.local_path() {
+            Some(dir) => {
+                let (dir, warned) = (dir.clone(), self.warned.clone());
+                tokio::task::spawn_blocking(move || listing::list_local(&dir, &warned))
+                    .await
+                    .map_err(|e| SourceError::Location(format!("listing stopped: {e}")))?
             }
-            files.push(FileEntry {
-                path: parts.join("/"),
-                size: meta.size,
-                mtime_ms: meta.last_modified.timestamp_millis(),
-            });
+            None => listing::list_store(&self.store, &self.key_prefix()).await,
         }
-        Ok(files)
     }
 
-    fn object_path(&self, file: &str) -> Path {
-        let mut parts: Vec<String> = self
-            .location
-            .prefix()
-            .parts()
-            .map(|p| p.as_ref().to_string())
-            .collect();
-        parts.extend(file.split('/').map(str::to_string));
-        Path::from_iter(parts)
+    fn key_prefix(&self) -> Path {
+        match &self.location {
+            Location::S3 { prefix, .. } => listing::key_prefix(prefix),
+            Location::Local { .. } => Path::default(),
+        }
     }
 
     async fn fetch(&self, file: &str) -> Result<bytes::Bytes, SourceError> {
-        let result = self.store.get(&self.object_path(file)).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => SourceError::Unreadable(format!(
-                "{file}: the file was listed for this batch but is gone; source files must not be deleted before they are read"
-            )),
-            other => SourceError::Storage(other),
-        })?;
-        Ok(result.bytes().await?)
+        match self.location.local_path() {
+            Some(dir) => listing::read_local(dir, file).await,
+            None => listing::read_store(&self.store, &self.key_prefix(), file).await,
+        }
     }
 
     /// Infer the schema from (up to a few of) the listed files.

@@ -1,18 +1,25 @@
-//! Aggregation state persisted in the table, as a snapshot plus incremental deltas:
+//! Aggregation state persisted in the table, as a snapshot plus incremental deltas, each batch's
+//! files named by the attempt that wrote them:
 //!
 //! ```text
-//!   _sluice/queries/<q>/state/<N>.json            meta of batch N (written last)
-//!                            <N>.upserts.parquet  state rows changed by batch N
-//!                            <N>.deletes.parquet  keys removed by batch N (watermark eviction)
-//!                            <N>.snapshot.parquet the whole state after batch N (now and then)
+//!   _sluice/queries/<q>/state/<N>.<A>.json             meta of batch N by attempt A (written last)
+//!                            <N>.<A>.upserts.parquet  state rows changed by batch N
+//!                            <N>.<A>.deletes.parquet  keys removed by batch N (watermark eviction)
+//!                            <N>.<A>.snapshot.parquet the whole state after batch N (now and then)
+//!                            <N>.json                 the committed attempt's meta (after commit N)
 //! ```
 //!
-//! The files of batch N are written before commit N, under names that depend only on N, and
-//! their content is a function of the committed history (the batch's recorded files and the
-//! state after N-1), so a re-run of an uncommitted batch rewrites the same content. Restoring
-//! after commit N reads meta N, the snapshot it names, and the deltas after it. A snapshot is
-//! taken when the deltas since the last one outweigh the state (or every 50 batches), so the
-//! cost of a batch follows the keys it changes and a restart reads a bounded number of files.
+//! Every run of batch N writes its own files (a fresh attempt id) before commit N, and the
+//! commit names its attempt in commitInfo (`stateAttempt`); so a second instance that re-runs a
+//! batch another one committed, or a crashed attempt's restart, never rewrites state a commit
+//! relies on — even when aggregates are not deterministic (float sums). After commit N the
+//! attempt's meta is copied to `<N>.json` (put-if-absent); if a crash came first, the restart
+//! finds the attempt in the log. A meta lists the attempts of its snapshot and deltas (`chain`),
+//! so restoring after commit N reads N's meta, the snapshot it names, and the deltas after it.
+//! A snapshot is taken when the deltas since the last one outweigh the state (or every 50
+//! batches), so the cost of a batch follows the keys it changes and a restart reads a bounded
+//! number of files. State written before attempts (format 2 and older) has no attempt in its
+//! names and is read as it is.
 
 use std::sync::Arc;
 
@@ -21,7 +28,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
@@ -31,7 +38,8 @@ use super::{AggState, StateError};
 /// The meta format this build writes. Format 1 kept a query's `window` key as one struct column
 /// `__window`; format 2 keeps its bounds as two timestamp key columns, `__window_start` and
 /// `__window_end`. Format-1 state is read by splitting the struct (see [`upgrade_rows`]).
-pub const STATE_FORMAT: u32 = 2;
+/// Format 3 names each batch's files by attempt (see the module docs).
+pub const STATE_FORMAT: u32 = 3;
 /// At most this many delta batches between snapshots.
 pub const MAX_DELTAS: i64 = 50;
 
@@ -63,6 +71,44 @@ pub struct StateMeta {
     pub watermark_us: Option<i64>,
     /// What the state was built by (grouping keys, aggregates, window, output mode).
     pub signature: String,
+    /// The attempt that wrote this batch's files ("" before attempts were kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub attempt: String,
+    /// The attempts of batches `snapshot_batch..=batch_id`, in order (empty before attempts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+}
+
+impl StateMeta {
+    /// The attempt that wrote batch `batch`'s files, for a batch of this meta's chain.
+    pub fn attempt_of(&self, batch: i64) -> &str {
+        usize::try_from(batch - self.snapshot_batch)
+            .ok()
+            .and_then(|i| self.chain.get(i))
+            .map_or("", String::as_str)
+    }
+
+    /// The chain of the batch after this one: this chain and `attempt`, or just `attempt` when
+    /// that batch writes a snapshot.
+    pub fn chain_after(previous: Option<&StateMeta>, snapshot: bool, attempt: &str) -> Vec<String> {
+        let mut chain = match previous {
+            Some(p) if !snapshot => (p.snapshot_batch..=p.batch_id)
+                .map(|b| p.attempt_of(b).to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        chain.push(attempt.to_string());
+        chain
+    }
+}
+
+/// What the state folder says about a committed batch.
+#[derive(Debug)]
+pub enum Committed {
+    /// The committed attempt's meta (its pointer, or state written before attempts).
+    Meta(StateMeta),
+    /// No pointer yet (a crash came between the commit and it): the attempts that wrote metas.
+    Attempts(Vec<String>),
 }
 
 /// Should batch N write a snapshot, given the previous meta and its own changes?
@@ -150,8 +196,29 @@ impl StateStore {
         }
     }
 
-    fn path(&self, batch: i64, kind: &str) -> Path {
-        Path::from(format!("{}/{batch:020}.{kind}", self.folder))
+    fn path(&self, batch: i64, attempt: &str, kind: &str) -> Path {
+        if attempt.is_empty() {
+            Path::from(format!("{}/{batch:020}.{kind}", self.folder))
+        } else {
+            Path::from(format!("{}/{batch:020}.{attempt}.{kind}", self.folder))
+        }
+    }
+
+    /// The batch id and the rest of a state file's name.
+    fn parse_name(name: &str) -> Option<(i64, &str)> {
+        let (id, rest) = name.split_once('.')?;
+        Some((id.parse().ok()?, rest))
+    }
+
+    /// The names of the files in the state folder.
+    async fn names(&self) -> Result<Vec<String>, StateError> {
+        use futures::TryStreamExt;
+        let folder = Path::from(self.folder.as_str());
+        let listed: Vec<_> = self.store.list(Some(&folder)).try_collect().await?;
+        Ok(listed
+            .iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .collect())
     }
 
     async fn put(&self, path: Path, bytes: Bytes) -> Result<(), StateError> {
@@ -175,28 +242,57 @@ impl StateStore {
         deletes: &RecordBatch,
         snapshot: Option<&RecordBatch>,
     ) -> Result<(), StateError> {
-        let n = meta.batch_id;
-        if upserts.num_rows() > 0 {
-            self.put(self.path(n, "upserts.parquet"), encode(upserts)?)
-                .await?;
+        let (n, a) = (meta.batch_id, meta.attempt.as_str());
+        // Encoding is CPU work: off the async workers.
+        // Changes only when there are some; a snapshot always (restore reads it).
+        let parts: Vec<(&str, RecordBatch)> = [
+            (
+                "upserts.parquet",
+                Some(upserts).filter(|r| r.num_rows() > 0),
+            ),
+            (
+                "deletes.parquet",
+                Some(deletes).filter(|r| r.num_rows() > 0),
+            ),
+            ("snapshot.parquet", snapshot),
+        ]
+        .into_iter()
+        .filter_map(|(kind, rows)| rows.map(|r| (kind, r.clone())))
+        .collect();
+        let encoded = tokio::task::spawn_blocking(move || {
+            parts
+                .into_iter()
+                .map(|(kind, rows)| encode(&rows).map(|bytes| (kind, bytes)))
+                .collect::<Result<Vec<_>, StateError>>()
+        })
+        .await
+        .map_err(|e| StateError::Persisted(format!("state encoding stopped: {e}")))??;
+        for (kind, bytes) in encoded {
+            self.put(self.path(n, a, kind), bytes).await?;
         }
-        if deletes.num_rows() > 0 {
-            self.put(self.path(n, "deletes.parquet"), encode(deletes)?)
-                .await?;
-        }
-        if let Some(snapshot) = snapshot {
-            self.put(self.path(n, "snapshot.parquet"), encode(snapshot)?)
-                .await?;
-        }
-        let json = serde_json::to_vec(meta)
-            .map_err(|e| StateError::Persisted(format!("cannot encode state meta: {e}")))?;
-        self.put(self.path(n, "json"), Bytes::from(json)).await
+        self.put(self.path(n, a, "json"), encode_meta(meta)?).await
     }
 
-    /// The meta of batch N, if written.
-    pub async fn meta(&self, batch: i64) -> Result<Option<StateMeta>, StateError> {
-        let path = self.path(batch, "json");
-        let Some(bytes) = self.get(&path).await? else {
+    /// Batch N was committed with `meta`'s attempt: copy its meta to `<N>.json`, so a restart
+    /// reads it directly. Put-if-absent: a pointer, once written, never changes.
+    pub async fn point_to(&self, meta: &StateMeta) -> Result<(), StateError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let path = self.path(meta.batch_id, "", "json");
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(encode_meta(meta)?), opts)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read_meta(&self, path: &Path) -> Result<Option<StateMeta>, StateError> {
+        let Some(bytes) = self.get(path).await? else {
             return Ok(None);
         };
         let meta: StateMeta = serde_json::from_slice(&bytes)
@@ -209,58 +305,100 @@ impl StateStore {
         Ok(Some(meta))
     }
 
-    async fn read(&self, batch: i64, kind: &str) -> Result<Vec<RecordBatch>, StateError> {
-        let path = self.path(batch, kind);
+    /// The meta batch N's attempt wrote.
+    pub async fn attempt_meta(
+        &self,
+        batch: i64,
+        attempt: &str,
+    ) -> Result<Option<StateMeta>, StateError> {
+        self.read_meta(&self.path(batch, attempt, "json")).await
+    }
+
+    /// What the folder says about committed batch N: its pointer, else the attempts that wrote
+    /// a meta for it.
+    pub async fn committed(&self, batch: i64) -> Result<Committed, StateError> {
+        if let Some(meta) = self.read_meta(&self.path(batch, "", "json")).await? {
+            return Ok(Committed::Meta(meta));
+        }
+        let mut attempts = Vec::new();
+        for name in self.names().await? {
+            if let Some((id, rest)) = Self::parse_name(&name) {
+                if let Some(attempt) = rest.strip_suffix(".json") {
+                    if id == batch && !attempt.contains('.') {
+                        attempts.push(attempt.to_string());
+                    }
+                }
+            }
+        }
+        Ok(Committed::Attempts(attempts))
+    }
+
+    /// The meta of committed batch N when the folder alone tells it (its pointer, or the one
+    /// attempt that wrote state for it).
+    pub async fn meta(&self, batch: i64) -> Result<Option<StateMeta>, StateError> {
+        match self.committed(batch).await? {
+            Committed::Meta(meta) => Ok(Some(meta)),
+            Committed::Attempts(attempts) => match attempts.as_slice() {
+                [only] => self.attempt_meta(batch, only).await,
+                _ => Ok(None),
+            },
+        }
+    }
+
+    async fn read(
+        &self,
+        batch: i64,
+        attempt: &str,
+        kind: &str,
+    ) -> Result<Vec<RecordBatch>, StateError> {
+        let path = self.path(batch, attempt, kind);
         match self.get(&path).await? {
             Some(bytes) => decode(&path, bytes)?
                 .into_iter()
                 .map(upgrade_rows)
                 .collect(),
             None => Err(StateError::Persisted(format!(
-                "state file {path} is missing; the table's state for this query is damaged (start under a new --query-name to rebuild it)"
+                "state file {path} is missing; the table's state for this query is damaged: restore it from a backup, or write the query to a new table"
             ))),
         }
     }
 
-    /// Restore the state committed by batch N into `state`; returns N's meta.
-    pub async fn restore(
-        &self,
-        committed: i64,
-        state: &mut AggState,
-    ) -> Result<StateMeta, StateError> {
-        let meta = self.meta(committed).await?.ok_or_else(|| {
-            StateError::Persisted(format!(
-                "the state of committed batch {committed} is missing under {}; start under a new --query-name to rebuild it",
-                self.folder
-            ))
-        })?;
-        let snapshot = self.read(meta.snapshot_batch, "snapshot.parquet").await?;
+    /// Restore the state committed by batch N, whose meta is `meta`, into `state`.
+    pub async fn restore(&self, meta: &StateMeta, state: &mut AggState) -> Result<(), StateError> {
+        let snapshot = self
+            .read(
+                meta.snapshot_batch,
+                meta.attempt_of(meta.snapshot_batch),
+                "snapshot.parquet",
+            )
+            .await?;
         state.apply(&snapshot, &[])?;
-        for batch in meta.snapshot_batch + 1..=committed {
-            let m = self.meta(batch).await?.ok_or_else(|| {
+        for batch in meta.snapshot_batch + 1..=meta.batch_id {
+            let attempt = meta.attempt_of(batch);
+            let m = self.attempt_meta(batch, attempt).await?.ok_or_else(|| {
                 StateError::Persisted(format!(
                     "the state meta of batch {batch} is missing under {}",
                     self.folder
                 ))
             })?;
             let upserts = if m.upserts > 0 {
-                self.read(batch, "upserts.parquet").await?
+                self.read(batch, attempt, "upserts.parquet").await?
             } else {
                 Vec::new()
             };
             let deletes = if m.deletes > 0 {
-                self.read(batch, "deletes.parquet").await?
+                self.read(batch, attempt, "deletes.parquet").await?
             } else {
                 Vec::new()
             };
             state.apply(&upserts, &deletes)?;
         }
         state.clear_changes();
-        Ok(meta)
+        Ok(())
     }
 
     /// After commit N: if N wrote a snapshot, delete the files no restore can need any more
-    /// (the batches from the previous snapshot up to N).
+    /// (every attempt's, of the batches from the previous snapshot up to N).
     pub async fn expire(&self, meta: &StateMeta) -> Result<(), StateError> {
         if meta.snapshot_batch != meta.batch_id {
             return Ok(());
@@ -268,14 +406,13 @@ impl StateStore {
         let Some(previous) = meta.previous_snapshot else {
             return Ok(());
         };
-        for batch in previous..meta.batch_id {
-            for kind in [
-                "json",
-                "upserts.parquet",
-                "deletes.parquet",
-                "snapshot.parquet",
-            ] {
-                match self.store.delete(&self.path(batch, kind)).await {
+        for name in self.names().await? {
+            let Some((id, _)) = Self::parse_name(&name) else {
+                continue;
+            };
+            if (previous..meta.batch_id).contains(&id) {
+                let path = Path::from(format!("{}/{name}", self.folder));
+                match self.store.delete(&path).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -283,6 +420,12 @@ impl StateStore {
         }
         Ok(())
     }
+}
+
+fn encode_meta(meta: &StateMeta) -> Result<Bytes, StateError> {
+    serde_json::to_vec(meta)
+        .map(Bytes::from)
+        .map_err(|e| StateError::Persisted(format!("cannot encode state meta: {e}")))
 }
 
 #[cfg(test)]
@@ -303,6 +446,8 @@ mod tests {
             max_event_time_us: None,
             watermark_us: None,
             signature: String::new(),
+            attempt: String::new(),
+            chain: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! S3 settings come from the standard AWS environment variables; every S3 store counts its
 //! requests (see [`metered`]).
 
+pub mod durable;
 pub mod metered;
 
 use std::collections::HashMap;
@@ -111,6 +112,16 @@ impl Location {
     pub fn as_str(&self) -> &str {
         match self {
             Location::Local { display, .. } | Location::S3 { display, .. } => display,
+        }
+    }
+
+    /// The location itself, whatever way the user wrote it: the absolute path of a local
+    /// directory, `s3://bucket/prefix` on S3. Two spellings of one place give the same text.
+    pub fn canonical(&self) -> String {
+        match self {
+            Location::Local { path, .. } => path.display().to_string(),
+            Location::S3 { bucket, prefix, .. } if prefix.is_empty() => format!("s3://{bucket}"),
+            Location::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
         }
     }
 
@@ -227,6 +238,18 @@ mod tests {
         assert_eq!(s3.url().unwrap().as_str(), "s3://bucket/some/prefix");
         let local = Location::parse("/tmp/x/../y").unwrap();
         assert_eq!(local.local_path().unwrap(), &PathBuf::from("/tmp/y"));
+        assert_eq!(
+            Location::parse("s3a://bucket/some/prefix")
+                .unwrap()
+                .canonical(),
+            Location::parse("s3://bucket/some/prefix/")
+                .unwrap()
+                .canonical()
+        );
+        assert_eq!(
+            Location::parse("/tmp/a/./b/").unwrap().canonical(),
+            Location::parse("file:///tmp/a/b").unwrap().canonical()
+        );
         assert!(Location::parse("gs://b/p").is_err());
         assert!(Location::parse("s3:///p").is_err());
     }

@@ -12,6 +12,7 @@ mod inspect;
 mod maintenance;
 mod parse_modes;
 mod readers;
+mod regression;
 mod restart;
 mod s3;
 mod stateful;

@@ -170,7 +170,7 @@ async fn a_lost_txn_record_stops_the_query_instead_of_duplicating() {
     assert!(!out.status.success());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("no longer holds the transaction record of query `q`"),
+        err.contains("holds no transaction record (txn) of query `q`"),
         "{err}"
     );
     assert_eq!(table_rows(&second, "SELECT count(*) FROM t").await, before);
@@ -237,7 +237,7 @@ async fn an_idle_running_query_keeps_its_txn_past_the_tables_txn_retention() {
     let out = crate::common::run(&events_args(s, t, &[]));
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("no longer holds the transaction record"),
+        stderr(&out).contains("holds no transaction record"),
         "{}",
         stderr(&out)
     );

@@ -384,10 +384,17 @@ async fn state_written_in_format_1_resumes() {
         let (before, _) = query_commits(&table, "sluice-events").await;
         let before = before.expect("the fixture holds committed batches");
         let sql = windowed_query(sliding);
-        let src = fixture("events");
-        let mut args = windowed_args(&sql, mode);
+        // The fixture's records name their source `src`, relative to where it ran: run there.
+        let src = dir.path().join("src");
+        copy_files(&fixture("events"), &src, 0..50);
+        let mut args = events_args("src", table.to_str().unwrap(), &windowed_args(&sql, mode));
         args.extend(["--query-name", "events"]);
-        run_events(&src, &table, &args);
+        let out = sluice()
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
         let (after, _) = query_commits(&table, "sluice-events").await;
         assert!(after > Some(before), "{name}: the query went on");
         let got = table_rows(&table, TABLE_SQL).await;

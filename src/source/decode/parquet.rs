@@ -1,21 +1,75 @@
 //! Parquet files, read whole and projected by column name onto the source schema.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Type as PhysicalType;
 
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
 use crate::source::ddl::timestamp_type;
 use crate::source::SourceError;
 
+/// A reader of the file whose INT96 timestamps (Spark's legacy type: Julian day and nanoseconds
+/// of the day) are read straight to microseconds. Read as nanoseconds, the default, times before
+/// 1677 or after 2262 overflow silently (9999-12-31 came back as a day in 1816).
+fn builder(path: &str, data: Bytes) -> Result<ParquetRecordBatchReaderBuilder<Bytes>, SourceError> {
+    let unreadable =
+        |e: parquet::errors::ParquetError| SourceError::Unreadable(format!("{path}: {e}"));
+    let plain = ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(unreadable)?;
+    let int96: HashSet<String> = plain
+        .parquet_schema()
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == PhysicalType::INT96)
+        .map(|c| c.path().string())
+        .collect();
+    if int96.is_empty() {
+        return Ok(plain);
+    }
+    let fields: Vec<FieldRef> = plain
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| int96_as_micros(f, "", &int96))
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        plain.schema().metadata().clone(),
+    ));
+    let options = ArrowReaderOptions::new().with_schema(schema);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(data, options).map_err(unreadable)
+}
+
+/// `field` with its INT96 leaves (by dotted path) typed as microsecond timestamps.
+fn int96_as_micros(field: &FieldRef, parent: &str, int96: &HashSet<String>) -> FieldRef {
+    let path = if parent.is_empty() {
+        field.name().clone()
+    } else {
+        format!("{parent}.{}", field.name())
+    };
+    let data_type = match field.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, tz) if int96.contains(&path) => {
+            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+        }
+        DataType::Struct(children) => DataType::Struct(
+            children
+                .iter()
+                .map(|c| int96_as_micros(c, &path, int96))
+                .collect(),
+        ),
+        _ => return field.clone(),
+    };
+    Arc::new(field.as_ref().clone().with_data_type(data_type))
+}
+
 pub(super) fn decode(spec: &DecodeSpec, path: &str, data: Bytes) -> Result<Decoded, SourceError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
-        .map_err(|e| SourceError::Unreadable(format!("{path}: {e}")))?
+    let reader = builder(path, data)?
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| SourceError::Unreadable(format!("{path}: {e}")))?;
@@ -45,8 +99,7 @@ fn project(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, Sourc
 
 /// The schema of a Parquet file, with types mapped to what Delta stores.
 pub fn file_schema(path: &str, data: Bytes) -> Result<SchemaRef, SourceError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(data)
-        .map_err(|e| SourceError::Unreadable(format!("{path}: {e}")))?;
+    let builder = builder(path, data)?;
     let fields: Vec<_> = builder
         .schema()
         .fields()
@@ -65,4 +118,72 @@ pub fn file_schema(path: &str, data: Bytes) -> Result<SchemaRef, SourceError> {
         })
         .collect();
     Ok(Arc::new(Schema::new(fields)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use parquet::data_type::{Int96, Int96Type};
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+
+    /// An INT96 value as Spark writes it: nanoseconds of the day, then the Julian day.
+    fn int96(julian_day: u32, nanos_of_day: u64) -> Int96 {
+        let mut v = Int96::new();
+        v.set_data(nanos_of_day as u32, (nanos_of_day >> 32) as u32, julian_day);
+        v
+    }
+
+    /// Regression: INT96 times far from 1970 (9999-12-31, 1500-01-01) overflowed through
+    /// nanoseconds and came back as other dates, silently.
+    #[test]
+    fn int96_timestamps_far_from_1970_are_exact() {
+        let schema =
+            Arc::new(parse_message_type("message spark_schema { OPTIONAL INT96 ts; }").unwrap());
+        let mut buffer = Vec::new();
+        {
+            let mut writer =
+                SerializedFileWriter::new(&mut buffer, schema, Default::default()).unwrap();
+            let mut group = writer.next_row_group().unwrap();
+            let mut column = group.next_column().unwrap().unwrap();
+            // 9999-12-31T00:00:00, 1970-01-01T00:00:00.000001, 1500-01-01T12:00:00 (Julian days).
+            let values = [
+                int96(5_373_484, 0),
+                int96(2_440_588, 1_000),
+                int96(2_268_933, 43_200_000_000_000),
+            ];
+            column
+                .typed::<Int96Type>()
+                .write_batch(&values, Some(&[1, 1, 1, 0]), None)
+                .unwrap();
+            column.close().unwrap();
+            group.close().unwrap();
+            writer.close().unwrap();
+        }
+        let target = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+            "ts",
+            timestamp_type(),
+            true,
+        )]));
+        let spec = DecodeSpec {
+            schema: target.clone(),
+            format: crate::source::options::Format::Parquet,
+            options: Default::default(),
+        };
+        let decoded = decode(&spec, "t.parquet", Bytes::from(buffer.clone())).unwrap();
+        let ts = decoded.batches[0]
+            .column(0)
+            .as_primitive::<TimestampMicrosecondType>();
+        let day = 86_400_000_000_i64;
+        assert_eq!(ts.value(0), 253_402_214_400_000_000);
+        assert_eq!(ts.value(1), 1);
+        assert_eq!(ts.value(2), (2_268_933 - 2_440_588) * day + day / 2);
+        assert!(ts.is_null(3));
+        assert_eq!(
+            file_schema("t.parquet", Bytes::from(buffer)).unwrap(),
+            target
+        );
+    }
 }

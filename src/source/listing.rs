@@ -1,0 +1,250 @@
+//! Listing and reading the source's files by their real names.
+//!
+//! A file's identity (`FileEntry::path`) is its name relative to the source root, exactly as the
+//! file system or the S3 key spells it — `x[1].json`, `y 50%.json`, `ts=12%3A00.json` — and
+//! reading a file uses that same name. Object store paths percent-encode some characters when
+//! built from parts, so neither the local directory nor an S3 key is ever rebuilt that way:
+//! local files are listed and read with the file system itself, S3 keys are used as listed.
+//!
+//! Skipped while listing, so they never wedge a batch: hidden files and folders (`_` or `.`
+//! first), zero-byte objects (S3 "folder markers" such as `prefix/sub/`, files still being
+//! created in place), and local names that are not UTF-8 (warned about once: rename to read).
+
+use std::collections::HashSet;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::discovery::FileEntry;
+use super::SourceError;
+
+/// Is this name part hidden (Spark skips `_` and `.` files and folders)?
+fn hidden(part: &str) -> bool {
+    part.starts_with('_') || part.starts_with('.')
+}
+
+/// The files below a local directory, recursively. Names that are not UTF-8 are skipped with a
+/// warning (once per name, remembered in `warned`).
+pub(super) fn list_local(
+    root: &FsPath,
+    warned: &Mutex<HashSet<PathBuf>>,
+) -> Result<Vec<FileEntry>, SourceError> {
+    let mut files = Vec::new();
+    let mut dirs = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A folder removed while listing holds nothing to read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != root => continue,
+            Err(e) => {
+                return Err(SourceError::Location(format!(
+                    "cannot list source directory {}: {e}",
+                    dir.display()
+                )))
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                SourceError::Location(format!("cannot list {}: {e}", dir.display()))
+            })?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                let path = entry.path();
+                if let Ok(mut warned) = warned.lock() {
+                    if warned.insert(path.clone()) {
+                        tracing::warn!(
+                            "skipping source file {}: its name is not UTF-8; rename it to read it",
+                            path.display()
+                        );
+                    }
+                }
+                continue;
+            };
+            if hidden(name) {
+                continue;
+            }
+            // Follows links; a file removed since the directory was read is not listed.
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
+            let path = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if meta.is_dir() {
+                dirs.push((entry.path(), path));
+            } else if meta.is_file() && meta.len() > 0 {
+                let mtime_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_millis()).ok())
+                    .unwrap_or(0);
+                files.push(FileEntry {
+                    path,
+                    size: meta.len(),
+                    mtime_ms,
+                });
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Read a local source file.
+pub(super) async fn read_local(root: &FsPath, file: &str) -> Result<bytes::Bytes, SourceError> {
+    let path = root.join(file);
+    match tokio::fs::read(&path).await {
+        Ok(data) => Ok(bytes::Bytes::from(data)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone(file)),
+        Err(e) => Err(SourceError::Unreadable(format!("{file}: {e}"))),
+    }
+}
+
+fn gone(file: &str) -> SourceError {
+    SourceError::Unreadable(format!(
+        "{file}: the file was listed for this batch but is gone; source files must not be deleted before they are read"
+    ))
+}
+
+/// The key prefix of an S3 source as a path, taken as written (not percent-encoded).
+pub(super) fn key_prefix(prefix: &str) -> Path {
+    Path::parse(prefix).unwrap_or_else(|_| Path::from(prefix))
+}
+
+/// The objects below `prefix`, named relative to it as their keys spell them.
+pub(super) async fn list_store(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+) -> Result<Vec<FileEntry>, SourceError> {
+    let metas: Vec<_> = store.list(Some(prefix)).try_collect().await?;
+    let skip = prefix.as_ref().len();
+    let mut files = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let key = meta.location.as_ref();
+        let rel = key
+            .get(skip..)
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string();
+        if rel.is_empty() || meta.size == 0 || rel.split('/').any(hidden) {
+            continue;
+        }
+        files.push(FileEntry {
+            path: rel,
+            size: meta.size,
+            mtime_ms: meta.last_modified.timestamp_millis(),
+        });
+    }
+    Ok(files)
+}
+
+/// Read an object of an S3 source by its listed name.
+pub(super) async fn read_store(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    file: &str,
+) -> Result<bytes::Bytes, SourceError> {
+    let key = if prefix.as_ref().is_empty() {
+        file.to_string()
+    } else {
+        format!("{}/{file}", prefix.as_ref())
+    };
+    let path = Path::parse(&key)
+        .map_err(|e| SourceError::Unreadable(format!("{file}: not a usable key: {e}")))?;
+    let result = store.get(&path).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => gone(file),
+        other => SourceError::Storage(other),
+    })?;
+    Ok(result.bytes().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ODD: [&str; 8] = [
+        "x[1].json",
+        "y 50%.json",
+        "z#2.json",
+        "w~.json",
+        "ts=12%3A00.json",
+        "é ü 日本.json",
+        "a{b}^`|<>\"?*.json",
+        "sub dir/q[1] %41.json",
+    ];
+
+    #[tokio::test]
+    async fn local_files_with_odd_names_are_listed_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ODD {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, name).unwrap();
+        }
+        std::fs::write(dir.path().join("empty.json"), "").unwrap();
+        std::fs::write(dir.path().join("_hidden.json"), "x").unwrap();
+        std::fs::create_dir_all(dir.path().join(".tmp")).unwrap();
+        std::fs::write(dir.path().join(".tmp/a.json"), "x").unwrap();
+        let warned = Mutex::default();
+        let mut listed = list_local(dir.path(), &warned).unwrap();
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut want: Vec<&str> = ODD.to_vec();
+        want.sort();
+        assert_eq!(
+            listed.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            want
+        );
+        for f in &listed {
+            let data = read_local(dir.path(), &f.path).await.unwrap();
+            assert_eq!(data, f.path.as_bytes());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_is_skipped_not_fatal() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"bad\xff.json");
+        std::fs::write(dir.path().join(bad), "x").unwrap();
+        std::fs::write(dir.path().join("good.json"), "x").unwrap();
+        let warned = Mutex::default();
+        let listed = list_local(dir.path(), &warned).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].path, "good.json");
+        assert_eq!(warned.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn store_keys_with_odd_names_and_folder_markers() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let prefix = key_prefix("landing/zone");
+        for name in ODD {
+            let key = Path::parse(format!("landing/zone/{name}")).unwrap();
+            store
+                .put(&key, name.as_bytes().to_vec().into())
+                .await
+                .unwrap();
+        }
+        // A zero-byte folder marker, as consoles create for `landing/zone/sub/`.
+        let marker = Path::parse("landing/zone/sub").unwrap();
+        store.put(&marker, Vec::new().into()).await.unwrap();
+        let mut listed = list_store(&store, &prefix).await.unwrap();
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut want: Vec<&str> = ODD.to_vec();
+        want.sort();
+        assert_eq!(
+            listed.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            want
+        );
+        for f in &listed {
+            let data = read_store(&store, &prefix, &f.path).await.unwrap();
+            assert_eq!(data, f.path.as_bytes());
+        }
+    }
+}
