@@ -78,6 +78,10 @@ fn decode_one(
     decoder.flush()
 }
 
+/// The per-record path, for a file the fast path refused: each line is tried alone (a probe
+/// decoder, whose one-row result is dropped), and good lines go on into one decoder that
+/// accumulates them, so rows come out in batches of up to [`BATCH_ROWS`] — never a batch per
+/// line — and memory stays what the file's rows take, however many lines are bad.
 fn decode_by_line(
     spec: &DecodeSpec,
     path: &str,
@@ -85,45 +89,150 @@ fn decode_by_line(
     parse_schema: &SchemaRef,
     parsed: &SchemaRef,
 ) -> Result<Decoded, SourceError> {
-    let format = spec.options.timestamp_format.as_deref();
-    let mut strict = builder(parse_schema).build_decoder()?;
-    let mut rows: Vec<RecordBatch> = Vec::new();
-    let mut corrupt: Vec<Option<String>> = Vec::new();
+    let mut probe = builder(parse_schema).build_decoder()?;
+    let mut good = builder(parse_schema).build_decoder()?;
+    let mut out = Collector::new(spec, parse_schema, parsed);
+    let mut buffered = 0usize;
     let mut malformed = 0usize;
     for (index, raw) in data.split(|b| *b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match decode_one(&mut strict, line) {
-            Ok(Some(row)) => {
-                rows.push(row);
-                corrupt.push(None);
-                continue;
+        if line.len() >= MAX_RECORD_BYTES {
+            return Err(SourceError::Unreadable(format!(
+                "{path} line {}: a record of {} bytes is larger than a value can hold (2 GiB); split the record",
+                index + 1,
+                line.len()
+            )));
+        }
+        match decode_one(&mut probe, line) {
+            Ok(Some(_)) => {
+                good.decode(line)?;
+                good.decode(b"\n")?;
+                buffered += 1;
+                out.note_good();
+                if buffered >= BATCH_ROWS {
+                    out.push_rows(good.flush()?)?;
+                    buffered = 0;
+                }
             }
-            Ok(None) => continue,
+            Ok(None) => {}
             Err(err) => {
-                strict = builder(parse_schema).build_decoder()?;
+                probe = builder(parse_schema).build_decoder()?;
                 malformed += 1;
                 match spec.options.mode {
                     ParseMode::FailFast => return Err(spec.malformed(path, index + 1, err)),
-                    ParseMode::DropMalformed => continue,
+                    ParseMode::DropMalformed => {}
                     ParseMode::Permissive => {
-                        rows.push(salvage(parse_schema, line)?);
-                        corrupt.push(Some(String::from_utf8_lossy(line).into_owned()));
+                        // Rows keep their order: the good ones so far, then this one.
+                        out.push_rows(good.flush()?)?;
+                        buffered = 0;
+                        out.push_corrupt(salvage(parse_schema, line)?, line)?;
                     }
                 }
             }
         }
     }
-    let mut batches = Vec::new();
-    if !rows.is_empty() {
-        let all = concat_batches(parse_schema, &rows)?;
-        let all = timestamps::to_target(all, parsed, format)?;
-        let corrupt = spec.corrupt_index().map(|_| corrupt);
-        batches.push(spec.with_corrupt_column(all, corrupt)?);
+    out.push_rows(good.flush()?)?;
+    Ok(Decoded {
+        batches: out.finish()?,
+        malformed,
+    })
+}
+
+/// A record at least this long cannot be a string value (Arrow's 32-bit offsets).
+const MAX_RECORD_BYTES: usize = i32::MAX as usize;
+
+/// Corrupt-record text held before rows are put into a batch.
+const COLLECT_TEXT_BYTES: usize = 256 << 20;
+
+/// Rows of the per-record path, with their corrupt-record text, put into batches of at most
+/// [`BATCH_ROWS`] rows (and [`COLLECT_TEXT_BYTES`] of corrupt text).
+struct Collector<'a> {
+    spec: &'a DecodeSpec,
+    parse_schema: &'a SchemaRef,
+    parsed: &'a SchemaRef,
+    pieces: Vec<RecordBatch>,
+    /// One per row of `pieces` and of rows noted but not pushed yet, in order.
+    corrupt: Vec<Option<String>>,
+    text_bytes: usize,
+    batches: Vec<RecordBatch>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(spec: &'a DecodeSpec, parse_schema: &'a SchemaRef, parsed: &'a SchemaRef) -> Self {
+        Collector {
+            spec,
+            parse_schema,
+            parsed,
+            pieces: Vec::new(),
+            corrupt: Vec::new(),
+            text_bytes: 0,
+            batches: Vec::new(),
+        }
     }
-    Ok(Decoded { batches, malformed })
+
+    /// A good row went into the accumulating decoder (its rows come with [`Self::push_rows`]).
+    fn note_good(&mut self) {
+        self.corrupt.push(None);
+    }
+
+    fn rows(&self) -> usize {
+        self.pieces.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    fn push_rows(&mut self, rows: Option<RecordBatch>) -> Result<(), SourceError> {
+        if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {
+            self.make_room(rows.num_rows(), 0)?;
+            self.pieces.push(rows);
+        }
+        Ok(())
+    }
+
+    fn push_corrupt(&mut self, row: RecordBatch, line: &[u8]) -> Result<(), SourceError> {
+        self.make_room(row.num_rows(), line.len())?;
+        self.pieces.push(row);
+        // The accumulating decoder was flushed first: this row comes after every row noted.
+        self.corrupt
+            .push(Some(String::from_utf8_lossy(line).into_owned()));
+        self.text_bytes += line.len();
+        Ok(())
+    }
+
+    /// Emit what is held if `rows` more rows (and `text` more bytes) would not fit a batch.
+    fn make_room(&mut self, rows: usize, text: usize) -> Result<(), SourceError> {
+        if self.rows() + rows > BATCH_ROWS || self.text_bytes + text > COLLECT_TEXT_BYTES {
+            self.emit()?;
+        }
+        Ok(())
+    }
+
+    /// Put the rows pushed so far into one batch.
+    fn emit(&mut self) -> Result<(), SourceError> {
+        let rows = self.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let format = self.spec.options.timestamp_format.as_deref();
+        let all = concat_batches(self.parse_schema, &self.pieces)?;
+        let all = timestamps::to_target(all, self.parsed, format)?;
+        // The corrupt texts of these rows: the first `rows` of the list (later notes belong to
+        // rows still in the accumulating decoder).
+        let rest = self.corrupt.split_off(rows.min(self.corrupt.len()));
+        let texts = std::mem::replace(&mut self.corrupt, rest);
+        let corrupt = self.spec.corrupt_index().map(|_| texts);
+        self.batches
+            .push(self.spec.with_corrupt_column(all, corrupt)?);
+        self.pieces.clear();
+        self.text_bytes = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<RecordBatch>, SourceError> {
+        self.emit()?;
+        Ok(self.batches)
+    }
 }
 
 /// PERMISSIVE: keep the fields that fit the schema, null the rest (all null when the line is
@@ -207,4 +316,61 @@ pub fn infer_schema(samples: &[(String, Vec<u8>)]) -> Result<SchemaRef, SourceEr
     }
     fields.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(Arc::new(Schema::new(fields)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::options::{Format, SourceOptions};
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{Field, Int64Type};
+
+    /// Regression: one bad line sent the file down a path that built one record batch per line
+    /// and concatenated them all. Rows now come in batches of at most BATCH_ROWS, in order,
+    /// with the bad line's text in the corrupt-record column.
+    #[test]
+    fn one_bad_line_in_a_large_file_keeps_batches_bounded() {
+        let rows = 3 * BATCH_ROWS + 17;
+        let bad = 100_000;
+        let mut data = Vec::new();
+        for i in 0..rows {
+            if i == bad {
+                data.extend_from_slice(b"{\"v\": not json}\n");
+            } else {
+                data.extend_from_slice(format!("{{\"v\":{i}}}\n").as_bytes());
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, true),
+            Field::new("_corrupt_record", DataType::Utf8, true),
+        ]));
+        let spec = DecodeSpec {
+            schema,
+            format: Format::Json,
+            options: SourceOptions::default(),
+        };
+        let decoded = decode(&spec, "big.json", &data).unwrap();
+        assert_eq!(decoded.malformed, 1);
+        assert!(decoded.batches.iter().all(|b| b.num_rows() <= BATCH_ROWS));
+        assert!(
+            decoded.batches.len() <= rows / BATCH_ROWS + 3,
+            "{}",
+            decoded.batches.len()
+        );
+        let mut values = Vec::new();
+        let mut corrupt = Vec::new();
+        for b in &decoded.batches {
+            values.extend(b.column(0).as_primitive::<Int64Type>().iter());
+            corrupt.extend(
+                b.column(1)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.map(str::to_string)),
+            );
+        }
+        let want: Int64Array = (0..rows).map(|i| (i != bad).then_some(i as i64)).collect();
+        assert_eq!(values, want.iter().collect::<Vec<_>>());
+        assert_eq!(corrupt.iter().flatten().count(), 1);
+        assert_eq!(corrupt[bad].as_deref(), Some("{\"v\": not json}"));
+    }
 }
