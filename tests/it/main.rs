@@ -11,6 +11,7 @@ mod faults;
 mod inspect;
 mod maintenance;
 mod parse_modes;
+mod randomized;
 mod readers;
 mod regression;
 mod restart;
