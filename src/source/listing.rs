@@ -105,6 +105,39 @@ pub(super) async fn read_local(root: &FsPath, file: &str) -> Result<bytes::Bytes
     }
 }
 
+/// Open a local source file for reading in parts.
+pub(super) async fn open_local(root: &FsPath, file: &str) -> Result<tokio::fs::File, SourceError> {
+    match tokio::fs::File::open(root.join(file)).await {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone(file)),
+        Err(e) => Err(SourceError::Unreadable(format!("{file}: {e}"))),
+    }
+}
+
+/// The body of an S3 source object, as it arrives.
+pub(super) async fn open_store(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    file: &str,
+) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>, SourceError> {
+    let path = key(prefix, file)?;
+    let result = store.get(&path).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => gone(file),
+        other => SourceError::Storage(other),
+    })?;
+    Ok(result.into_stream())
+}
+
+/// The object path of a file named relative to `prefix`, as listed.
+fn key(prefix: &Path, file: &str) -> Result<Path, SourceError> {
+    let key = if prefix.as_ref().is_empty() {
+        file.to_string()
+    } else {
+        format!("{}/{file}", prefix.as_ref())
+    };
+    Path::parse(&key).map_err(|e| SourceError::Unreadable(format!("{file}: not a usable key: {e}")))
+}
+
 fn gone(file: &str) -> SourceError {
     SourceError::Unreadable(format!(
         "{file}: the file was listed for this batch but is gone; source files must not be deleted before they are read"
@@ -149,13 +182,7 @@ pub(super) async fn read_store(
     prefix: &Path,
     file: &str,
 ) -> Result<bytes::Bytes, SourceError> {
-    let key = if prefix.as_ref().is_empty() {
-        file.to_string()
-    } else {
-        format!("{}/{file}", prefix.as_ref())
-    };
-    let path = Path::parse(&key)
-        .map_err(|e| SourceError::Unreadable(format!("{file}: not a usable key: {e}")))?;
+    let path = key(prefix, file)?;
     let result = store.get(&path).await.map_err(|e| match e {
         object_store::Error::NotFound { .. } => gone(file),
         other => SourceError::Storage(other),

@@ -6,6 +6,7 @@
 //! ```
 
 pub mod arrivals;
+pub mod chunks;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;
@@ -22,6 +23,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::storage::{self, IoCounts, IoStats, Location};
+use chunks::ChunkReader;
 use decode::{DecodeSpec, Decoded};
 use discovery::FileEntry;
 use options::{Format, SourceOptions};
@@ -178,7 +180,14 @@ impl FileSource {
         }
         let mut samples = Vec::new();
         for f in files.iter().take(INFER_SAMPLE_FILES) {
-            samples.push((f.path.clone(), self.fetch(&f.path).await?));
+            // A large line-based file is sampled by its first part only.
+            let data = if self.format == Format::Parquet || chunks::parts_of(f.size) == 1 {
+                self.fetch(&f.path).await?
+            } else {
+                let mut parts = self.open_parts(&f.path).await?;
+                parts.next().await?.map(|p| p.data).unwrap_or_default()
+            };
+            samples.push((f.path.clone(), data));
         }
         match self.format {
             Format::Parquet => {
@@ -196,8 +205,23 @@ impl FileSource {
         }
     }
 
-    /// Read `files` with `schema`: fetches and decodes run concurrently (one file per core), and
-    /// files come out in order, each as its decoded batches. The stream ends at the first error.
+    /// A reader of `file` in parts (line-based formats).
+    async fn open_parts(&self, file: &str) -> Result<ChunkReader, SourceError> {
+        let quoted = self.format == Format::Csv;
+        Ok(match self.location.local_path() {
+            Some(dir) => ChunkReader::local(listing::open_local(dir, file).await?, file, quoted),
+            None => ChunkReader::store(
+                listing::open_store(&self.store, &self.key_prefix(), file).await?,
+                file,
+                quoted,
+            ),
+        })
+    }
+
+    /// Read `files` with `schema`: fetches and decodes run concurrently (a file, or a part of a
+    /// large line-based file, per core), and come out in order, each as its decoded batches.
+    /// Memory follows the parts in flight, not the size of a file (see [`chunks`]). The stream
+    /// ends at the first error.
     pub fn read(
         &self,
         files: Vec<FileEntry>,
@@ -211,21 +235,72 @@ impl FileSource {
         let this = self.clone();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         stream::iter(files)
-            .map(move |file| {
-                let this = this.clone();
-                let spec = spec.clone();
-                async move {
-                    let data = this.fetch(&file.path).await?;
-                    let path = format!("{}/{}", this.uri().trim_end_matches('/'), file.path);
-                    tokio::task::spawn_blocking(move || spec.decode(&path, data))
-                        .await
-                        .map_err(|e| {
-                            SourceError::Unreadable(format!("{}: decoder stopped: {e}", file.path))
-                        })?
-                }
+            .flat_map(move |file| {
+                let parts = match this.format {
+                    Format::Parquet => 1,
+                    _ => chunks::parts_of(file.size),
+                };
+                let reader = Arc::new(tokio::sync::Mutex::new(None::<ChunkReader>));
+                let (this, spec) = (this.clone(), spec.clone());
+                stream::iter((0..parts).map(move |k| {
+                    let last = k + 1 == parts;
+                    this.clone()
+                        .read_part(file.clone(), spec.clone(), reader.clone(), last)
+                }))
             })
             .buffered(parallel)
             .boxed()
+    }
+
+    /// Read and decode the next part of `file` (the whole file for Parquet, or when it is
+    /// small); the file's `last` expected part also takes whatever is left, so no byte of a
+    /// file that grew since it was listed goes unread.
+    async fn read_part(
+        self,
+        file: FileEntry,
+        spec: Arc<DecodeSpec>,
+        reader: Arc<tokio::sync::Mutex<Option<ChunkReader>>>,
+        last: bool,
+    ) -> Result<Decoded, SourceError> {
+        let path = format!("{}/{}", self.uri().trim_end_matches('/'), file.path);
+        let stopped = |e: tokio::task::JoinError| {
+            SourceError::Unreadable(format!("{}: decoder stopped: {e}", file.path))
+        };
+        // Parquet is read whole (its footer is at the end), and so is a file of one part.
+        if spec.format == Format::Parquet || (chunks::parts_of(file.size) == 1 && last) {
+            let data = self.fetch(&file.path).await?;
+            return tokio::task::spawn_blocking(move || spec.decode(&path, data))
+                .await
+                .map_err(stopped)?;
+        }
+        let mut decoded = Decoded::default();
+        loop {
+            let part = {
+                let mut guard = reader.lock().await;
+                if guard.is_none() {
+                    *guard = Some(self.open_parts(&file.path).await?);
+                }
+                match guard.as_mut() {
+                    Some(r) => r.next().await?,
+                    None => None,
+                }
+                // The reader is free again: others read the next part while this one decodes.
+            };
+            let Some(part) = part else {
+                return Ok(decoded);
+            };
+            let (spec, path) = (spec.clone(), path.clone());
+            let got = tokio::task::spawn_blocking(move || {
+                spec.decode_part(&path, part.data, part.first_line, part.first)
+            })
+            .await
+            .map_err(stopped)??;
+            decoded.batches.extend(got.batches);
+            decoded.malformed += got.malformed;
+            if !last {
+                return Ok(decoded);
+            }
+        }
     }
 }
 

@@ -530,8 +530,16 @@ async fn file_names_that_need_escaping_are_read_on_s3() {
         "--option",
         "maxFilesPerTrigger=3",
     ];
-    moto.run_ok(&args);
-    moto.run_ok(&args);
+    // Small parts: each object's body is read from S3 in several parts.
+    for _ in 0..2 {
+        let out = moto
+            .sluice()
+            .args(args)
+            .env("SLUICE_TEST_CHUNK_BYTES", "20")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
     let url = url::Url::parse("s3://odd/table").unwrap();
     let mut want: Vec<String> = ODD_NAMES.iter().map(|s| s.to_string()).collect();
     want.sort();
@@ -695,5 +703,93 @@ async fn a_losing_instance_never_rewrites_committed_state() {
     assert_eq!(
         table_rows(&table, HOURLY_ROWS).await,
         expected_hourly(&src, false).await
+    );
+}
+
+/// Defect: a file was read and decoded whole, so a multi-GB file took its size in memory (and
+/// more). Line-based files are read in parts cut at line ends; small parts here
+/// (`SLUICE_TEST_CHUNK_BYTES`) make a 5,000-line file dozens of parts. Rows, line numbers of
+/// malformed records, CSV headers and quoted line breaks must come out as from a whole read.
+#[tokio::test]
+async fn a_large_file_is_read_in_parts() {
+    let dir = tempdir();
+    let json = dir.path().join("json");
+    let mut body = String::new();
+    for i in 0..5000 {
+        if i == 3776 {
+            body.push_str("{\"time\": oops}\n");
+        } else {
+            body.push_str(&format!(
+                "{{\"time\":{},\"action\":\"a{i}\"}}\n",
+                1_700_000_000 + i
+            ));
+        }
+    }
+    land(&json, "big.json", &body, ago(10));
+    let parts = |args: &[&str]| {
+        sluice()
+            .args(args)
+            .env("SLUICE_TEST_CHUNK_BYTES", "4000")
+            .output()
+            .unwrap()
+    };
+    let table = dir.path().join("t_json");
+    let (s, t) = (json.to_str().unwrap(), table.to_str().unwrap());
+    let strict = dir.path().join("t_strict");
+    let failfast = parts(&events_args(
+        s,
+        strict.to_str().unwrap(),
+        &["--option", "mode=FAILFAST"],
+    ));
+    let err = one_error_line(&failfast);
+    assert!(err.contains("big.json line 3777"), "{err}");
+    let out = parts(&[
+        "run",
+        "--source",
+        s,
+        "--sink",
+        t,
+        "--schema",
+        "time TIMESTAMP, action STRING, _corrupt_record STRING",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        table_rows(
+            &table,
+            "SELECT count(*), count(DISTINCT action), max(_corrupt_record) FROM t"
+        )
+        .await,
+        ["5000|4999|{\"time\": oops}"]
+    );
+
+    // CSV with a header, and quoted fields holding line breaks, cut into parts.
+    let csv = dir.path().join("csv");
+    let mut body = String::from("id,note\n");
+    for i in 0..2000 {
+        body.push_str(&format!("{i},\"line one\nline {i}\"\n"));
+    }
+    land(&csv, "big.csv", &body, ago(10));
+    let table = dir.path().join("t_csv");
+    let out = parts(&[
+        "run",
+        "--source",
+        csv.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--option",
+        "header=true",
+        "--schema",
+        "id INT, note STRING",
+        "--sink",
+        table.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        table_rows(
+            &table,
+            "SELECT count(*), count(DISTINCT id), sum(id), min(length(note)) FROM t"
+        )
+        .await,
+        ["2000|2000|1999000|15"]
     );
 }

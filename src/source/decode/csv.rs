@@ -22,7 +22,15 @@ fn builder(schema: &SchemaRef, options: &SourceOptions, header: bool) -> ReaderB
         .with_batch_size(BATCH_ROWS)
 }
 
-pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decoded, SourceError> {
+pub(super) fn decode(
+    spec: &DecodeSpec,
+    path: &str,
+    data: &[u8],
+    first_line: usize,
+    first: bool,
+) -> Result<Decoded, SourceError> {
+    // Only a file's first part starts with its header.
+    let header = spec.options.header && first;
     let parsed = spec.parsed_schema();
     let spelling = if spec.options.timestamp_format.is_some() {
         TimestampSpelling::Custom
@@ -31,10 +39,9 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
     };
     let parse_schema = timestamps::parse_schema(&parsed, spelling);
     let format = spec.options.timestamp_format.as_deref();
-    let fast: Result<Vec<RecordBatch>, _> =
-        builder(&parse_schema, &spec.options, spec.options.header)
-            .build_buffered(Cursor::new(data))
-            .and_then(|reader| reader.collect());
+    let fast: Result<Vec<RecordBatch>, _> = builder(&parse_schema, &spec.options, header)
+        .build_buffered(Cursor::new(data))
+        .and_then(|reader| reader.collect());
     if let Ok(batches) = fast {
         let mut out = Vec::with_capacity(batches.len());
         for b in batches {
@@ -46,13 +53,24 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
             malformed: 0,
         });
     }
-    // Slow path: record by record (one record per line).
+    // Slow path: record by record (one record per line), put into batches of at most
+    // BATCH_ROWS rows as they come.
     let mut rows = Vec::new();
     let mut corrupt = Vec::new();
+    let mut batches = Vec::new();
     let mut malformed = 0usize;
     for (index, raw) in data.split(|b| *b == b'\n').enumerate() {
-        if index == 0 && spec.options.header {
+        if index == 0 && header {
             continue;
+        }
+        if rows.len() >= BATCH_ROWS {
+            batches.push(rows_batch(
+                spec,
+                &parse_schema,
+                &parsed,
+                &mut rows,
+                &mut corrupt,
+            )?);
         }
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.is_empty() {
@@ -71,7 +89,9 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
             Err(err) => {
                 malformed += 1;
                 match spec.options.mode {
-                    ParseMode::FailFast => return Err(spec.malformed(path, index + 1, err)),
+                    ParseMode::FailFast => {
+                        return Err(spec.malformed(path, index + first_line, err))
+                    }
                     ParseMode::DropMalformed => {}
                     ParseMode::Permissive => {
                         let nulls = parse_schema
@@ -86,14 +106,33 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
             }
         }
     }
-    let mut batches = Vec::new();
     if !rows.is_empty() {
-        let all = concat_batches(&parse_schema, &rows)?;
-        let all = timestamps::to_target(all, &parsed, format)?;
-        let corrupt = spec.corrupt_index().map(|_| corrupt);
-        batches.push(spec.with_corrupt_column(all, corrupt)?);
+        batches.push(rows_batch(
+            spec,
+            &parse_schema,
+            &parsed,
+            &mut rows,
+            &mut corrupt,
+        )?);
     }
     Ok(Decoded { batches, malformed })
+}
+
+/// The rows decoded one by one so far, as one batch of the source schema (taking them).
+fn rows_batch(
+    spec: &DecodeSpec,
+    parse_schema: &SchemaRef,
+    parsed: &SchemaRef,
+    rows: &mut Vec<RecordBatch>,
+    corrupt: &mut Vec<Option<String>>,
+) -> Result<RecordBatch, SourceError> {
+    let format = spec.options.timestamp_format.as_deref();
+    let all = concat_batches(parse_schema, rows.iter())?;
+    let all = timestamps::to_target(all, parsed, format)?;
+    let texts = std::mem::take(corrupt);
+    let corrupt = spec.corrupt_index().map(|_| texts);
+    rows.clear();
+    spec.with_corrupt_column(all, corrupt)
 }
 
 /// Infer a schema from sample files. Without a header, columns are `_c0`, `_c1`, ... as in Spark.

@@ -16,7 +16,12 @@ use super::{DecodeSpec, Decoded, BATCH_ROWS};
 use crate::source::options::ParseMode;
 use crate::source::SourceError;
 
-pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decoded, SourceError> {
+pub(super) fn decode(
+    spec: &DecodeSpec,
+    path: &str,
+    data: &[u8],
+    first_line: usize,
+) -> Result<Decoded, SourceError> {
     let parsed = spec.parsed_schema();
     let spelling = timestamp_spelling(spec, &parsed, data);
     let parse_schema = timestamps::parse_schema(&parsed, spelling);
@@ -34,7 +39,7 @@ pub(super) fn decode(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
                 malformed: 0,
             })
         }
-        Err(_) => decode_by_line(spec, path, data, &parse_schema, &parsed),
+        Err(_) => decode_by_line(spec, (path, first_line), data, &parse_schema, &parsed),
     }
 }
 
@@ -84,7 +89,7 @@ fn decode_one(
 /// line — and memory stays what the file's rows take, however many lines are bad.
 fn decode_by_line(
     spec: &DecodeSpec,
-    path: &str,
+    (path, first_line): (&str, usize),
     data: &[u8],
     parse_schema: &SchemaRef,
     parsed: &SchemaRef,
@@ -102,7 +107,7 @@ fn decode_by_line(
         if line.len() >= MAX_RECORD_BYTES {
             return Err(SourceError::Unreadable(format!(
                 "{path} line {}: a record of {} bytes is larger than a value can hold (2 GiB); split the record",
-                index + 1,
+                index + first_line,
                 line.len()
             )));
         }
@@ -122,7 +127,9 @@ fn decode_by_line(
                 probe = builder(parse_schema).build_decoder()?;
                 malformed += 1;
                 match spec.options.mode {
-                    ParseMode::FailFast => return Err(spec.malformed(path, index + 1, err)),
+                    ParseMode::FailFast => {
+                        return Err(spec.malformed(path, index + first_line, err))
+                    }
                     ParseMode::DropMalformed => {}
                     ParseMode::Permissive => {
                         // Rows keep their order: the good ones so far, then this one.
@@ -349,7 +356,7 @@ mod tests {
             format: Format::Json,
             options: SourceOptions::default(),
         };
-        let decoded = decode(&spec, "big.json", &data).unwrap();
+        let decoded = decode(&spec, "big.json", &data, 1).unwrap();
         assert_eq!(decoded.malformed, 1);
         assert!(decoded.batches.iter().all(|b| b.num_rows() <= BATCH_ROWS));
         assert!(

@@ -72,11 +72,23 @@ impl DecodeSpec {
         }
     }
 
-    /// Decode one file.
+    /// Decode one whole file.
     pub fn decode(&self, path: &str, data: Bytes) -> Result<Decoded, SourceError> {
+        self.decode_part(path, data, 1, true)
+    }
+
+    /// Decode one part of a file (see [`crate::source::chunks`]): its bytes, the file's line
+    /// number of its first line, and whether it is the file's first part (CSV headers).
+    pub fn decode_part(
+        &self,
+        path: &str,
+        data: Bytes,
+        first_line: usize,
+        first: bool,
+    ) -> Result<Decoded, SourceError> {
         match self.format {
-            Format::Json => json::decode(self, path, &data),
-            Format::Csv => csv::decode(self, path, &data),
+            Format::Json => json::decode(self, path, &data, first_line),
+            Format::Csv => csv::decode(self, path, &data, first_line, first),
             Format::Parquet => parquet::decode(self, path, data),
             Format::Text => text::decode(self, path, &data),
         }

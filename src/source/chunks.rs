@@ -1,0 +1,289 @@
+//! Large line-based files (JSON lines, CSV, text) are read and decoded in parts of about
+//! [`CHUNK_BYTES`], cut at line ends, so memory follows the part, not the file: a multi-GB file
+//! streams through like many small ones.
+//!
+//! ```text
+//!   file bytes (local reads, or the S3 body as it arrives)
+//!     ──► Rechunker: hold bytes until CHUNK_BYTES came, cut after the last line end
+//!         (for CSV, the last one outside a quoted field), keep the rest for the next part
+//!     ──► part k = (bytes, first line number) ──► decode on a blocking thread
+//! ```
+//!
+//! Parts of one file are read in order through one reader; their decoding runs in parallel with
+//! other parts and files. A single line longer than a part is kept whole (it cannot be cut), up to
+//! what one value can hold.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use super::SourceError;
+
+/// About how many bytes one part of a file holds.
+pub const CHUNK_BYTES: usize = 64 << 20;
+
+/// The part size in force: [`CHUNK_BYTES`], or for tests `SLUICE_TEST_CHUNK_BYTES`, so that
+/// small files exercise the parts.
+pub fn chunk_bytes() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("SLUICE_TEST_CHUNK_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(CHUNK_BYTES)
+    })
+}
+
+/// How many parts a file of `size` bytes is read in, at most: every part but the last holds at
+/// least [`chunk_bytes`].
+pub fn parts_of(size: u64) -> usize {
+    usize::try_from(size.div_ceil(chunk_bytes() as u64))
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// One part of a file: its bytes, ending at a line end (or the file's end).
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The part's bytes.
+    pub data: Bytes,
+    /// The file's line number (1-based) of the part's first line.
+    pub first_line: usize,
+    /// Is this the file's first part (where a CSV header is)?
+    pub first: bool,
+}
+
+/// Cuts a byte stream into parts of at least `min` bytes at line ends. Pure: fed pieces, asked
+/// for parts.
+#[derive(Debug)]
+pub struct Rechunker {
+    buf: BytesMut,
+    min: usize,
+    /// Cut only outside double-quoted fields (CSV).
+    quoted: bool,
+    next_line: usize,
+    emitted: bool,
+}
+
+impl Rechunker {
+    /// A rechunker cutting parts of at least `min` bytes; CSV-aware when `quoted`.
+    pub fn new(min: usize, quoted: bool) -> Self {
+        Rechunker {
+            buf: BytesMut::new(),
+            min,
+            quoted,
+            next_line: 1,
+            emitted: false,
+        }
+    }
+
+    /// More bytes of the file.
+    pub fn push(&mut self, piece: &[u8]) {
+        self.buf.extend_from_slice(piece);
+    }
+
+    /// Bytes held and not cut yet.
+    pub fn held(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next part, if enough bytes came and a line end allows a cut.
+    pub fn cut(&mut self) -> Option<Part> {
+        if self.buf.len() < self.min {
+            return None;
+        }
+        let end = self.cut_point()?;
+        let data = self.buf.split_to(end).freeze();
+        Some(self.part(data))
+    }
+
+    /// The rest, once the file ended.
+    pub fn finish(&mut self) -> Option<Part> {
+        if self.buf.is_empty() && self.emitted {
+            return None;
+        }
+        let data = std::mem::take(&mut self.buf).freeze();
+        if data.is_empty() {
+            self.emitted = true;
+            return None;
+        }
+        Some(self.part(data))
+    }
+
+    fn part(&mut self, data: Bytes) -> Part {
+        let part = Part {
+            first_line: self.next_line,
+            first: !self.emitted,
+            data,
+        };
+        self.next_line += part.data.iter().filter(|b| **b == b'\n').count();
+        self.emitted = true;
+        part
+    }
+
+    /// Just past the first line end that makes a part of at least `min` bytes (outside quotes,
+    /// for CSV). Every part but the last is so at least `min` long, which bounds their number.
+    fn cut_point(&self) -> Option<usize> {
+        let from = self.min.saturating_sub(1);
+        if !self.quoted {
+            return self.buf[from..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map(|i| from + i + 1);
+        }
+        // A `"` toggles quoting (an escaped `""` toggles twice), so a line end outside quotes
+        // is one after an even number of quotes.
+        let mut inside = false;
+        for (i, b) in self.buf.iter().enumerate() {
+            match b {
+                b'"' => inside = !inside,
+                b'\n' if !inside && i >= from => return Some(i + 1),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// Where a file's bytes come from.
+enum Bytestream {
+    Local(tokio::fs::File),
+    Store(BoxStream<'static, object_store::Result<Bytes>>),
+}
+
+/// Reads one file part by part.
+pub struct ChunkReader {
+    source: Option<Bytestream>,
+    rechunker: Rechunker,
+    path: Arc<str>,
+}
+
+/// How much is read from a local file at a time.
+const READ_BYTES: usize = 8 << 20;
+
+impl ChunkReader {
+    /// A reader of a local file.
+    pub fn local(file: tokio::fs::File, path: &str, quoted: bool) -> Self {
+        Self::new(Bytestream::Local(file), path, quoted)
+    }
+
+    /// A reader of an object's body.
+    pub fn store(
+        body: BoxStream<'static, object_store::Result<Bytes>>,
+        path: &str,
+        quoted: bool,
+    ) -> Self {
+        Self::new(Bytestream::Store(body), path, quoted)
+    }
+
+    fn new(source: Bytestream, path: &str, quoted: bool) -> Self {
+        ChunkReader {
+            source: Some(source),
+            rechunker: Rechunker::new(chunk_bytes(), quoted),
+            path: Arc::from(path),
+        }
+    }
+
+    /// The next part of the file, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Part>, SourceError> {
+        loop {
+            if let Some(part) = self.rechunker.cut() {
+                return Ok(Some(part));
+            }
+            if self.rechunker.held() >= i32::MAX as usize {
+                return Err(SourceError::Unreadable(format!(
+                    "{}: a line of over 2 GiB is larger than a value can hold; split the record",
+                    self.path
+                )));
+            }
+            let piece = match self.source.as_mut() {
+                None => return Ok(self.rechunker.finish()),
+                Some(Bytestream::Local(file)) => {
+                    // Straight into the rechunker's buffer.
+                    let buf = &mut self.rechunker.buf;
+                    buf.reserve(READ_BYTES);
+                    let n = file
+                        .read_buf(buf)
+                        .await
+                        .map_err(|e| SourceError::Unreadable(format!("{}: {e}", self.path)))?;
+                    (n > 0).then_some(None)
+                }
+                Some(Bytestream::Store(body)) => body.next().await.transpose()?.map(Some),
+            };
+            match piece {
+                Some(Some(piece)) => self.rechunker.push(&piece),
+                Some(None) => {}
+                None => self.source = None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(data: &[u8], min: usize, quoted: bool, piece: usize) -> Vec<Part> {
+        let mut r = Rechunker::new(min, quoted);
+        let mut out = Vec::new();
+        for p in data.chunks(piece) {
+            r.push(p);
+            while let Some(part) = r.cut() {
+                out.push(part);
+            }
+        }
+        out.extend(r.finish());
+        out
+    }
+
+    #[test]
+    fn parts_end_at_line_ends_and_number_their_lines() {
+        let data: Vec<u8> = (0..1000)
+            .flat_map(|i| format!("{{\"v\":{i}}}\n").into_bytes())
+            .collect();
+        for (min, piece) in [(100, 7), (1, 1), (5000, 333), (1 << 20, 4096)] {
+            let got = parts(&data, min, false, piece);
+            let joined: Vec<u8> = got.iter().flat_map(|p| p.data.to_vec()).collect();
+            assert_eq!(joined, data, "min {min} piece {piece}");
+            let mut line = 1;
+            for (i, p) in got.iter().enumerate() {
+                assert_eq!(p.first, i == 0);
+                assert_eq!(p.first_line, line);
+                if i + 1 < got.len() {
+                    assert!(p.data.ends_with(b"\n") && p.data.len() >= min);
+                }
+                line += p.data.iter().filter(|b| **b == b'\n').count();
+            }
+        }
+        // A file without a final line end keeps its last line.
+        let got = parts(b"a\nb\nc", 2, false, 1);
+        assert_eq!(got.last().unwrap().data, Bytes::from_static(b"c"));
+        assert!(parts(b"", 2, false, 1).is_empty());
+    }
+
+    #[test]
+    fn csv_parts_never_cut_inside_a_quoted_field() {
+        let data = b"a,\"x\ny\",1\nb,\"\"\"q\n\",2\nc,z,3\n".repeat(50);
+        let got = parts(&data, 10, true, 3);
+        assert!(got.len() > 1);
+        for p in &got {
+            let quotes = p.data.iter().filter(|b| **b == b'"').count();
+            assert_eq!(quotes % 2, 0, "{:?}", String::from_utf8_lossy(&p.data));
+        }
+        let joined: Vec<u8> = got.iter().flat_map(|p| p.data.to_vec()).collect();
+        assert_eq!(joined, data);
+    }
+
+    #[test]
+    fn part_counts_cover_any_size() {
+        assert_eq!(parts_of(0), 1);
+        assert_eq!(parts_of(1), 1);
+        let size = chunk_bytes() as u64;
+        assert_eq!(parts_of(size), 1);
+        assert_eq!(parts_of(size + 1), 2);
+    }
+}
