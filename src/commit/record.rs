@@ -354,6 +354,36 @@ mod tests {
         }
     }
 
+    /// Old records are deleted as a query goes: the newest is found by listing, whatever is left.
+    #[tokio::test]
+    async fn the_newest_record_is_found_after_old_ones_were_deleted() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let records = RecordStore::new(store, "q");
+        assert_eq!(records.newest().await.unwrap(), None);
+        for id in 105..=112 {
+            let _ = records.create(record(id, &["a"], None)).await.unwrap();
+        }
+        assert_eq!(records.newest().await.unwrap(), Some(112));
+    }
+
+    /// A record left empty or cut short (by a power loss before records were durable) of a batch
+    /// that was never committed is discarded, so the batch is planned again.
+    #[tokio::test]
+    async fn a_damaged_planned_record_is_discarded() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let records = RecordStore::new(store.clone(), "q");
+        store
+            .put(&records.path(3), PutPayload::from_static(b"{\"format\":1,"))
+            .await
+            .unwrap();
+        assert!(records.read(3).await.is_err());
+        assert!(records.read_planned(3).await.unwrap().is_none());
+        assert!(matches!(
+            records.create(record(3, &["a"], None)).await.unwrap(),
+            Created::Ours(_)
+        ));
+    }
+
     #[tokio::test]
     async fn records_are_write_once_and_rebuild_the_seen_set() {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
@@ -374,6 +404,7 @@ mod tests {
         let _ = records.create(record(1, &["b"], None)).await.unwrap();
         let seen = records.seen_after(1, SeenFiles::new(false)).await.unwrap();
         assert_eq!(seen.len(), 2);
+        assert_eq!(records.newest().await.unwrap(), Some(1));
         let err = records
             .seen_after(2, SeenFiles::new(false))
             .await

@@ -205,6 +205,16 @@ mod tests {
         "sub dir/q[1] %41.json",
     ];
 
+    /// The listed files, which must be exactly the [`ODD`] ones, sorted.
+    fn just_the_odd_names(mut listed: Vec<FileEntry>) -> Vec<FileEntry> {
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut want: Vec<&str> = ODD.to_vec();
+        want.sort();
+        let names: Vec<&str> = listed.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, want);
+        listed
+    }
+
     #[tokio::test]
     async fn local_files_with_odd_names_are_listed_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -218,15 +228,8 @@ mod tests {
         std::fs::create_dir_all(dir.path().join(".tmp")).unwrap();
         std::fs::write(dir.path().join(".tmp/a.json"), "x").unwrap();
         let warned = Mutex::default();
-        let mut listed = list_local(dir.path(), &warned).unwrap();
-        listed.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut want: Vec<&str> = ODD.to_vec();
-        want.sort();
-        assert_eq!(
-            listed.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
-            want
-        );
-        for f in &listed {
+        let listed = list_local(dir.path(), &warned).unwrap();
+        for f in &just_the_odd_names(listed) {
             let data = read_local(dir.path(), &f.path).await.unwrap();
             assert_eq!(data, f.path.as_bytes());
         }
@@ -261,15 +264,8 @@ mod tests {
         // A zero-byte folder marker, as consoles create for `landing/zone/sub/`.
         let marker = Path::parse("landing/zone/sub").unwrap();
         store.put(&marker, Vec::new().into()).await.unwrap();
-        let mut listed = list_store(&store, &prefix).await.unwrap();
-        listed.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut want: Vec<&str> = ODD.to_vec();
-        want.sort();
-        assert_eq!(
-            listed.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
-            want
-        );
-        for f in &listed {
+        let listed = list_store(&store, &prefix).await.unwrap();
+        for f in &just_the_odd_names(listed) {
             let data = read_store(&store, &prefix, &f.path).await.unwrap();
             assert_eq!(data, f.path.as_bytes());
         }

@@ -569,3 +569,20 @@ impl<'a> Target<'a> {
         );
     }
 }
+
+/// Set table properties with delta-rs, as a table's owner would.
+pub async fn set_properties(table: &Path, properties: &[(&str, &str)]) {
+    let url = url::Url::from_directory_path(table).unwrap();
+    let mut delta = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+    delta.load().await.unwrap();
+    delta
+        .set_tbl_properties()
+        .with_properties(
+            properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+}

@@ -179,20 +179,14 @@ async fn an_expired_txn_after_one_batch_is_refused() {
     );
     let (s, t) = (src.to_str().unwrap(), table.to_str().unwrap());
     run_ok(&events_args(s, t, &[]));
-    let url = url::Url::from_directory_path(&table).unwrap();
-    let mut delta = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
-    delta.load().await.unwrap();
-    delta
-        .set_tbl_properties()
-        .with_properties(
-            [(
-                "delta.setTransactionRetentionDuration".to_string(),
-                "interval 1 seconds".to_string(),
-            )]
-            .into(),
-        )
-        .await
-        .unwrap();
+    set_properties(
+        &table,
+        &[(
+            "delta.setTransactionRetentionDuration",
+            "interval 1 seconds",
+        )],
+    )
+    .await;
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(query_commits(&table, "sluice-default").await.0, None);
     land(
@@ -324,23 +318,6 @@ fn a_tiny_slide_is_refused_with_one_line() {
     assert!(err.contains("31536000 windows"), "{err}");
     assert!(err.contains("at least '7700 seconds'"), "{err}");
     assert!(!table.join("_delta_log").exists());
-}
-
-/// Set table properties with Python-free delta-rs, as a table's owner would.
-async fn set_properties(table: &Path, properties: &[(&str, &str)]) {
-    let url = url::Url::from_directory_path(table).unwrap();
-    let mut delta = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
-    delta.load().await.unwrap();
-    delta
-        .set_tbl_properties()
-        .with_properties(
-            properties
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-        .await
-        .unwrap();
 }
 
 /// Defect: `sluice vacuum` ran delta-rs's lite mode, which never deletes data files that no

@@ -189,20 +189,14 @@ async fn an_idle_running_query_keeps_its_txn_past_the_tables_txn_retention() {
     let (s, t) = (src.to_str().unwrap(), table.to_str().unwrap());
     run_ok(&events_args(s, t, &[]));
     // Txn records expire 4 s after their last update.
-    let url = url::Url::from_directory_path(&table).unwrap();
-    let mut delta = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
-    delta.load().await.unwrap();
-    delta
-        .set_tbl_properties()
-        .with_properties(
-            [(
-                "delta.setTransactionRetentionDuration".to_string(),
-                "interval 4 seconds".to_string(),
-            )]
-            .into(),
-        )
-        .await
-        .unwrap();
+    set_properties(
+        &table,
+        &[(
+            "delta.setTransactionRetentionDuration",
+            "interval 4 seconds",
+        )],
+    )
+    .await;
     assert_eq!(txn_version(&table, "sluice-default").await, Some(0));
 
     // Idle for 10 s (2.5 retentions) under a 200 ms trigger: the txn must survive.

@@ -64,13 +64,13 @@ pub(super) fn decode(
             continue;
         }
         if rows.len() >= BATCH_ROWS {
-            batches.push(rows_batch(
+            flush_rows(
                 spec,
-                &parse_schema,
-                &parsed,
+                (&parse_schema, &parsed),
                 &mut rows,
                 &mut corrupt,
-            )?);
+                &mut batches,
+            )?;
         }
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.is_empty() {
@@ -106,33 +106,35 @@ pub(super) fn decode(
             }
         }
     }
-    if !rows.is_empty() {
-        batches.push(rows_batch(
-            spec,
-            &parse_schema,
-            &parsed,
-            &mut rows,
-            &mut corrupt,
-        )?);
-    }
+    flush_rows(
+        spec,
+        (&parse_schema, &parsed),
+        &mut rows,
+        &mut corrupt,
+        &mut batches,
+    )?;
     Ok(Decoded { batches, malformed })
 }
 
-/// The rows decoded one by one so far, as one batch of the source schema (taking them).
-fn rows_batch(
+/// Put the rows decoded one by one so far (if any) into one batch of the source schema.
+fn flush_rows(
     spec: &DecodeSpec,
-    parse_schema: &SchemaRef,
-    parsed: &SchemaRef,
+    (parse_schema, parsed): (&SchemaRef, &SchemaRef),
     rows: &mut Vec<RecordBatch>,
     corrupt: &mut Vec<Option<String>>,
-) -> Result<RecordBatch, SourceError> {
+    batches: &mut Vec<RecordBatch>,
+) -> Result<(), SourceError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let format = spec.options.timestamp_format.as_deref();
     let all = concat_batches(parse_schema, rows.iter())?;
     let all = timestamps::to_target(all, parsed, format)?;
     let texts = std::mem::take(corrupt);
     let corrupt = spec.corrupt_index().map(|_| texts);
     rows.clear();
-    spec.with_corrupt_column(all, corrupt)
+    batches.push(spec.with_corrupt_column(all, corrupt)?);
+    Ok(())
 }
 
 /// Infer a schema from sample files. Without a header, columns are `_c0`, `_c1`, ... as in Spark.
