@@ -3,8 +3,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, ArrayRef};
+use arrow::array::{new_null_array, ArrayRef, AsArray};
 use arrow::compute::cast;
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -18,7 +19,11 @@ use crate::source::SourceError;
 /// A reader of the file whose INT96 timestamps (Spark's legacy type: Julian day and nanoseconds
 /// of the day) are read straight to microseconds. Read as nanoseconds, the default, times before
 /// 1677 or after 2262 overflow silently (9999-12-31 came back as a day in 1816).
-fn builder(path: &str, data: Bytes) -> Result<ParquetRecordBatchReaderBuilder<Bytes>, SourceError> {
+/// Also the names of the file's top-level INT96 columns.
+fn builder(
+    path: &str,
+    data: Bytes,
+) -> Result<(ParquetRecordBatchReaderBuilder<Bytes>, Vec<String>), SourceError> {
     let unreadable =
         |e: parquet::errors::ParquetError| SourceError::Unreadable(format!("{path}: {e}"));
     let plain = ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(unreadable)?;
@@ -30,8 +35,15 @@ fn builder(path: &str, data: Bytes) -> Result<ParquetRecordBatchReaderBuilder<By
         .map(|c| c.path().string())
         .collect();
     if int96.is_empty() {
-        return Ok(plain);
+        return Ok((plain, Vec::new()));
     }
+    let top_level = plain
+        .parquet_schema()
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == PhysicalType::INT96 && c.path().parts().len() == 1)
+        .map(|c| c.path().string())
+        .collect();
     let fields: Vec<FieldRef> = plain
         .schema()
         .fields()
@@ -43,7 +55,37 @@ fn builder(path: &str, data: Bytes) -> Result<ParquetRecordBatchReaderBuilder<By
         plain.schema().metadata().clone(),
     ));
     let options = ArrowReaderOptions::new().with_schema(schema);
-    ParquetRecordBatchReaderBuilder::try_new_with_options(data, options).map_err(unreadable)
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(data, options).map_err(unreadable)?;
+    Ok((builder, top_level))
+}
+
+/// The range of times Spark (and so Spark's Delta readers) can hold: 0001-01-01 to
+/// 9999-12-31T23:59:59.999999, in microseconds.
+const SPARK_TIME_RANGE_US: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000_000..=253_402_300_799_999_999;
+
+/// INT96 times outside what a Delta table's readers hold are refused, not wrapped silently.
+fn check_int96_range(path: &str, batch: &RecordBatch, int96: &[String]) -> Result<(), SourceError> {
+    for name in int96 {
+        let Some(times) = batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        else {
+            continue;
+        };
+        let (lo, hi) = (arrow::compute::min(times), arrow::compute::max(times));
+        let outside = [lo, hi]
+            .into_iter()
+            .flatten()
+            .find(|t| !SPARK_TIME_RANGE_US.contains(t));
+        if let Some(t) = outside {
+            return Err(SourceError::Unreadable(format!(
+                "{path}: column `{name}` holds the INT96 time {t} µs after 1970, outside 0001-01-01..9999-12-31 that Delta tables hold; fix or remove the file"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `field` with its INT96 leaves (by dotted path) typed as microsecond timestamps.
@@ -69,13 +111,15 @@ fn int96_as_micros(field: &FieldRef, parent: &str, int96: &HashSet<String>) -> F
 }
 
 pub(super) fn decode(spec: &DecodeSpec, path: &str, data: Bytes) -> Result<Decoded, SourceError> {
-    let reader = builder(path, data)?
+    let (reader, int96) = builder(path, data)?;
+    let reader = reader
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| SourceError::Unreadable(format!("{path}: {e}")))?;
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| SourceError::Unreadable(format!("{path}: {e}")))?;
+        check_int96_range(path, &batch, &int96)?;
         batches.push(project(&batch, &spec.schema)?);
     }
     Ok(Decoded {
@@ -99,7 +143,7 @@ fn project(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, Sourc
 
 /// The schema of a Parquet file, with types mapped to what Delta stores.
 pub fn file_schema(path: &str, data: Bytes) -> Result<SchemaRef, SourceError> {
-    let builder = builder(path, data)?;
+    let (builder, _) = builder(path, data)?;
     let fields: Vec<_> = builder
         .schema()
         .fields()
@@ -185,5 +229,39 @@ mod tests {
             file_schema("t.parquet", Bytes::from(buffer)).unwrap(),
             target
         );
+    }
+
+    /// A Julian day past year 9999 is refused with one line, not read as another date.
+    #[test]
+    fn int96_times_delta_cannot_hold_are_refused() {
+        let schema =
+            Arc::new(parse_message_type("message spark_schema { OPTIONAL INT96 ts; }").unwrap());
+        let mut buffer = Vec::new();
+        {
+            let mut writer =
+                SerializedFileWriter::new(&mut buffer, schema, Default::default()).unwrap();
+            let mut group = writer.next_row_group().unwrap();
+            let mut column = group.next_column().unwrap().unwrap();
+            column
+                .typed::<Int96Type>()
+                .write_batch(&[int96(9_000_000, 0)], Some(&[1]), None)
+                .unwrap();
+            column.close().unwrap();
+            group.close().unwrap();
+            writer.close().unwrap();
+        }
+        let spec = DecodeSpec {
+            schema: Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+                "ts",
+                timestamp_type(),
+                true,
+            )])),
+            format: crate::source::options::Format::Parquet,
+            options: Default::default(),
+        };
+        let err = decode(&spec, "far.parquet", Bytes::from(buffer))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside 0001-01-01..9999-12-31"), "{err}");
     }
 }
