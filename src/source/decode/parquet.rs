@@ -180,43 +180,51 @@ mod tests {
         v
     }
 
+    /// A Parquet file of one optional INT96 column `ts`, as Spark writes them.
+    fn int96_file(values: &[Int96], levels: &[i16]) -> Bytes {
+        let schema =
+            Arc::new(parse_message_type("message spark_schema { OPTIONAL INT96 ts; }").unwrap());
+        let mut buffer = Vec::new();
+        let mut writer =
+            SerializedFileWriter::new(&mut buffer, schema, Default::default()).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        column
+            .typed::<Int96Type>()
+            .write_batch(values, Some(levels), None)
+            .unwrap();
+        column.close().unwrap();
+        group.close().unwrap();
+        writer.close().unwrap();
+        Bytes::from(buffer)
+    }
+
+    fn spec() -> DecodeSpec {
+        DecodeSpec {
+            schema: Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+                "ts",
+                timestamp_type(),
+                true,
+            )])),
+            format: crate::source::options::Format::Parquet,
+            options: Default::default(),
+        }
+    }
+
     /// Regression: INT96 times far from 1970 (9999-12-31, 1500-01-01) overflowed through
     /// nanoseconds and came back as other dates, silently.
     #[test]
     fn int96_timestamps_far_from_1970_are_exact() {
-        let schema =
-            Arc::new(parse_message_type("message spark_schema { OPTIONAL INT96 ts; }").unwrap());
-        let mut buffer = Vec::new();
-        {
-            let mut writer =
-                SerializedFileWriter::new(&mut buffer, schema, Default::default()).unwrap();
-            let mut group = writer.next_row_group().unwrap();
-            let mut column = group.next_column().unwrap().unwrap();
-            // 9999-12-31T00:00:00, 1970-01-01T00:00:00.000001, 1500-01-01T12:00:00 (Julian days).
-            let values = [
+        // 9999-12-31T00:00:00, 1970-01-01T00:00:00.000001, 1500-01-01T12:00:00 (Julian days).
+        let file = int96_file(
+            &[
                 int96(5_373_484, 0),
                 int96(2_440_588, 1_000),
                 int96(2_268_933, 43_200_000_000_000),
-            ];
-            column
-                .typed::<Int96Type>()
-                .write_batch(&values, Some(&[1, 1, 1, 0]), None)
-                .unwrap();
-            column.close().unwrap();
-            group.close().unwrap();
-            writer.close().unwrap();
-        }
-        let target = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
-            "ts",
-            timestamp_type(),
-            true,
-        )]));
-        let spec = DecodeSpec {
-            schema: target.clone(),
-            format: crate::source::options::Format::Parquet,
-            options: Default::default(),
-        };
-        let decoded = decode(&spec, "t.parquet", Bytes::from(buffer.clone())).unwrap();
+            ],
+            &[1, 1, 1, 0],
+        );
+        let decoded = decode(&spec(), "t.parquet", file.clone()).unwrap();
         let ts = decoded.batches[0]
             .column(0)
             .as_primitive::<TimestampMicrosecondType>();
@@ -225,41 +233,14 @@ mod tests {
         assert_eq!(ts.value(1), 1);
         assert_eq!(ts.value(2), (2_268_933 - 2_440_588) * day + day / 2);
         assert!(ts.is_null(3));
-        assert_eq!(
-            file_schema("t.parquet", Bytes::from(buffer)).unwrap(),
-            target
-        );
+        assert_eq!(file_schema("t.parquet", file).unwrap(), spec().schema);
     }
 
     /// A Julian day past year 9999 is refused with one line, not read as another date.
     #[test]
     fn int96_times_delta_cannot_hold_are_refused() {
-        let schema =
-            Arc::new(parse_message_type("message spark_schema { OPTIONAL INT96 ts; }").unwrap());
-        let mut buffer = Vec::new();
-        {
-            let mut writer =
-                SerializedFileWriter::new(&mut buffer, schema, Default::default()).unwrap();
-            let mut group = writer.next_row_group().unwrap();
-            let mut column = group.next_column().unwrap().unwrap();
-            column
-                .typed::<Int96Type>()
-                .write_batch(&[int96(9_000_000, 0)], Some(&[1]), None)
-                .unwrap();
-            column.close().unwrap();
-            group.close().unwrap();
-            writer.close().unwrap();
-        }
-        let spec = DecodeSpec {
-            schema: Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
-                "ts",
-                timestamp_type(),
-                true,
-            )])),
-            format: crate::source::options::Format::Parquet,
-            options: Default::default(),
-        };
-        let err = decode(&spec, "far.parquet", Bytes::from(buffer))
+        let file = int96_file(&[int96(9_000_000, 0)], &[1]);
+        let err = decode(&spec(), "far.parquet", file)
             .unwrap_err()
             .to_string();
         assert!(err.contains("outside 0001-01-01..9999-12-31"), "{err}");
