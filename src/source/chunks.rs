@@ -1,25 +1,28 @@
-//! Large line-based files (JSON lines, CSV, text) are read and decoded in parts of about
-//! [`CHUNK_BYTES`], cut at line ends, so memory follows the part, not the file: a multi-GB file
-//! streams through like many small ones.
+//! Large or compressed line-based files (JSON lines, CSV, text) are read and decoded in parts of
+//! about [`CHUNK_BYTES`], cut at line ends, so memory follows the part, not the file: a multi-GB
+//! file streams through like many small ones.
 //!
 //! ```text
-//!   file bytes (local reads, or the S3 body as it arrives)
-//!     ──► Rechunker: hold bytes until CHUNK_BYTES came, cut after the last line end
-//!         (for CSV, the last one outside a quoted field), keep the rest for the next part
+//!   file bytes (local reads, or the S3 body as it arrives) ──► decompress (by extension)
+//!     ──► Rechunker: hold bytes until CHUNK_BYTES came, cut after the first line end past it
+//!         (for CSV, the first one outside a quoted field), keep the rest for the next part
 //!     ──► part k = (bytes, first line number) ──► decode on a blocking thread
 //! ```
 //!
-//! Parts of one file are read in order through one reader; their decoding runs in parallel with
-//! other parts and files. A single line longer than a part is kept whole (it cannot be cut), up to
-//! what one value can hold.
+//! A file's parts are read in order on a blocking thread of its own, which also decompresses it
+//! (by extension); their decoding runs in parallel with other parts and files. A single line
+//! longer than a part is kept whole (it cannot be cut), up to what one value can hold.
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
+use super::compression::Codec;
 use super::SourceError;
 
 /// About how many bytes one part of a file holds.
@@ -55,6 +58,17 @@ pub struct Part {
     pub first_line: usize,
     /// Is this the file's first part (where a CSV header is)?
     pub first: bool,
+}
+
+impl Part {
+    /// A whole file as its one part.
+    pub fn whole(data: Bytes) -> Self {
+        Part {
+            data,
+            first_line: 1,
+            first: true,
+        }
+    }
 }
 
 /// Cuts a byte stream into parts of at least `min` bytes at line ends. Pure: fed pieces, asked
@@ -150,77 +164,118 @@ impl Rechunker {
 }
 
 /// Where a file's bytes come from.
-enum Bytestream {
-    Local(tokio::fs::File),
+pub enum ByteSource {
+    /// A local file.
+    Local(PathBuf),
+    /// An object's body, as it arrives.
     Store(BoxStream<'static, object_store::Result<Bytes>>),
 }
 
-/// Reads one file part by part.
-pub struct ChunkReader {
-    source: Option<Bytestream>,
-    rechunker: Rechunker,
-    path: Arc<str>,
+/// An object's body read as `std::io::Read` on a blocking thread: each chunk is awaited on the
+/// runtime (the thread is not one of its workers).
+struct BlockingBody {
+    runtime: tokio::runtime::Handle,
+    body: BoxStream<'static, object_store::Result<Bytes>>,
+    current: Bytes,
 }
 
-/// How much is read from a local file at a time.
+impl Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.runtime.block_on(self.body.next()) {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// How much is read (after decompression) at a time.
 const READ_BYTES: usize = 8 << 20;
 
-impl ChunkReader {
-    /// A reader of a local file.
-    pub fn local(file: tokio::fs::File, path: &str, quoted: bool) -> Self {
-        Self::new(Bytestream::Local(file), path, quoted)
-    }
+/// Parts waiting for a decoder, per file.
+const PARTS_AHEAD: usize = 1;
 
-    /// A reader of an object's body.
-    pub fn store(
-        body: BoxStream<'static, object_store::Result<Bytes>>,
-        path: &str,
-        quoted: bool,
-    ) -> Self {
-        Self::new(Bytestream::Store(body), path, quoted)
-    }
-
-    fn new(source: Bytestream, path: &str, quoted: bool) -> Self {
-        ChunkReader {
-            source: Some(source),
-            rechunker: Rechunker::new(chunk_bytes(), quoted),
-            path: Arc::from(path),
-        }
-    }
-
-    /// The next part of the file, `None` after the last.
-    pub async fn next(&mut self) -> Result<Option<Part>, SourceError> {
-        loop {
-            if let Some(part) = self.rechunker.cut() {
-                return Ok(Some(part));
-            }
-            if self.rechunker.held() >= i32::MAX as usize {
-                return Err(SourceError::Unreadable(format!(
-                    "{}: a line of over 2 GiB is larger than a value can hold; split the record",
-                    self.path
-                )));
-            }
-            let piece = match self.source.as_mut() {
-                None => return Ok(self.rechunker.finish()),
-                Some(Bytestream::Local(file)) => {
-                    // Straight into the rechunker's buffer.
-                    let buf = &mut self.rechunker.buf;
-                    buf.reserve(READ_BYTES);
-                    let n = file
-                        .read_buf(buf)
-                        .await
-                        .map_err(|e| SourceError::Unreadable(format!("{}: {e}", self.path)))?;
-                    (n > 0).then_some(None)
+/// Read a file part by part on a blocking thread — decompressing it by its extension (see
+/// [`super::compression`]) — and send the parts, in order, ending with the first error. The
+/// thread stops when the receiver is dropped.
+pub fn spawn_parts(
+    source: ByteSource,
+    codec: Codec,
+    path: &str,
+    quoted: bool,
+) -> mpsc::Receiver<Result<Part, SourceError>> {
+    let (tx, rx) = mpsc::channel(PARTS_AHEAD);
+    let path: Arc<str> = Arc::from(path);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let unreadable = |e: std::io::Error| {
+            SourceError::Unreadable(format!(
+                "{path}: {e}; replace it with a readable file of the same name and run again"
+            ))
+        };
+        let raw: Box<dyn Read + Send> = match source {
+            ByteSource::Local(file) => match std::fs::File::open(&file) {
+                Ok(f) => Box::new(f),
+                Err(e) => {
+                    let error = match e.kind() {
+                        std::io::ErrorKind::NotFound => super::listing::gone(&path),
+                        _ => unreadable(e),
+                    };
+                    let _ = tx.blocking_send(Err(error));
+                    return;
                 }
-                Some(Bytestream::Store(body)) => body.next().await.transpose()?.map(Some),
+            },
+            ByteSource::Store(body) => Box::new(BlockingBody {
+                runtime,
+                body,
+                current: Bytes::new(),
+            }),
+        };
+        let mut reader = match codec.reader(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(unreadable(e)));
+                return;
+            }
+        };
+        let mut rechunker = Rechunker::new(chunk_bytes(), quoted);
+        let mut buf = vec![0u8; READ_BYTES];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(unreadable(e)));
+                    return;
+                }
             };
-            match piece {
-                Some(Some(piece)) => self.rechunker.push(&piece),
-                Some(None) => {}
-                None => self.source = None,
+            if n == 0 {
+                if let Some(part) = rechunker.finish() {
+                    let _ = tx.blocking_send(Ok(part));
+                }
+                return;
+            }
+            rechunker.push(&buf[..n]);
+            while let Some(part) = rechunker.cut() {
+                if tx.blocking_send(Ok(part)).is_err() {
+                    return;
+                }
+            }
+            if rechunker.held() >= i32::MAX as usize {
+                let _ = tx.blocking_send(Err(SourceError::Unreadable(format!(
+                    "{path}: a line of over 2 GiB is larger than a value can hold; split the record"
+                ))));
+                return;
             }
         }
-    }
+    });
+    rx
 }
 
 #[cfg(test)]

@@ -105,15 +105,6 @@ pub(super) async fn read_local(root: &FsPath, file: &str) -> Result<bytes::Bytes
     }
 }
 
-/// Open a local source file for reading in parts.
-pub(super) async fn open_local(root: &FsPath, file: &str) -> Result<tokio::fs::File, SourceError> {
-    match tokio::fs::File::open(root.join(file)).await {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone(file)),
-        Err(e) => Err(SourceError::Unreadable(format!("{file}: {e}"))),
-    }
-}
-
 /// The body of an S3 source object, as it arrives.
 pub(super) async fn open_store(
     store: &Arc<dyn ObjectStore>,
@@ -138,7 +129,7 @@ fn key(prefix: &Path, file: &str) -> Result<Path, SourceError> {
     Path::parse(&key).map_err(|e| SourceError::Unreadable(format!("{file}: not a usable key: {e}")))
 }
 
-fn gone(file: &str) -> SourceError {
+pub(super) fn gone(file: &str) -> SourceError {
     SourceError::Unreadable(format!(
         "{file}: the file was listed for this batch but is gone; source files must not be deleted before they are read"
     ))

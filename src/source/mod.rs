@@ -7,6 +7,7 @@
 
 pub mod arrivals;
 pub mod chunks;
+pub mod compression;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;
@@ -23,10 +24,13 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::storage::{self, IoCounts, IoStats, Location};
-use chunks::ChunkReader;
+use chunks::ByteSource;
+use compression::Codec;
 use decode::{DecodeSpec, Decoded};
 use discovery::FileEntry;
+use futures::future::{self, BoxFuture, FutureExt};
 use options::{Format, SourceOptions};
+use tokio::sync::mpsc;
 
 /// Errors of the source layer.
 #[derive(Debug, thiserror::Error)]
@@ -180,12 +184,21 @@ impl FileSource {
         }
         let mut samples = Vec::new();
         for f in files.iter().take(INFER_SAMPLE_FILES) {
-            // A large line-based file is sampled by its first part only.
-            let data = if self.format == Format::Parquet || chunks::parts_of(f.size) == 1 {
+            // A large or compressed line-based file is sampled by its first part.
+            let codec = match self.format {
+                Format::Parquet => Codec::None,
+                _ => Codec::of(&f.path)?,
+            };
+            let data = if self.format == Format::Parquet
+                || (codec == Codec::None && chunks::parts_of(f.size) == 1)
+            {
                 self.fetch(&f.path).await?
             } else {
-                let mut parts = self.open_parts(&f.path).await?;
-                parts.next().await?.map(|p| p.data).unwrap_or_default()
+                let mut parts = self.open_parts(&f.path, codec).await?;
+                match parts.recv().await {
+                    Some(part) => part?.data,
+                    None => bytes::Bytes::new(),
+                }
             };
             samples.push((f.path.clone(), data));
         }
@@ -205,23 +218,30 @@ impl FileSource {
         }
     }
 
-    /// A reader of `file` in parts (line-based formats).
-    async fn open_parts(&self, file: &str) -> Result<ChunkReader, SourceError> {
-        let quoted = self.format == Format::Csv;
-        Ok(match self.location.local_path() {
-            Some(dir) => ChunkReader::local(listing::open_local(dir, file).await?, file, quoted),
-            None => ChunkReader::store(
-                listing::open_store(&self.store, &self.key_prefix(), file).await?,
-                file,
-                quoted,
-            ),
-        })
+    /// Start reading `file` in parts on a blocking thread (see [`chunks`]).
+    async fn open_parts(
+        &self,
+        file: &str,
+        codec: Codec,
+    ) -> Result<mpsc::Receiver<Result<chunks::Part, SourceError>>, SourceError> {
+        let source = match self.location.local_path() {
+            Some(dir) => ByteSource::Local(dir.join(file)),
+            None => {
+                ByteSource::Store(listing::open_store(&self.store, &self.key_prefix(), file).await?)
+            }
+        };
+        Ok(chunks::spawn_parts(
+            source,
+            codec,
+            file,
+            self.format == Format::Csv,
+        ))
     }
 
     /// Read `files` with `schema`: fetches and decodes run concurrently (a file, or a part of a
-    /// large line-based file, per core), and come out in order, each as its decoded batches.
-    /// Memory follows the parts in flight, not the size of a file (see [`chunks`]). The stream
-    /// ends at the first error.
+    /// large or compressed line-based file, per core), and come out in order, each as decoded
+    /// batches. Memory follows the parts in flight, not the size of a file (see [`chunks`]).
+    /// The stream ends at the first error.
     pub fn read(
         &self,
         files: Vec<FileEntry>,
@@ -235,73 +255,65 @@ impl FileSource {
         let this = self.clone();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         stream::iter(files)
-            .flat_map(move |file| {
-                let parts = match this.format {
-                    Format::Parquet => 1,
-                    _ => chunks::parts_of(file.size),
-                };
-                let reader = Arc::new(tokio::sync::Mutex::new(None::<ChunkReader>));
-                let (this, spec) = (this.clone(), spec.clone());
-                stream::iter((0..parts).map(move |k| {
-                    let last = k + 1 == parts;
-                    this.clone()
-                        .read_part(file.clone(), spec.clone(), reader.clone(), last)
-                }))
-            })
+            .flat_map(move |file| this.clone().decode_jobs(file, spec.clone()))
             .buffered(parallel)
             .boxed()
     }
 
-    /// Read and decode the next part of `file` (the whole file for Parquet, or when it is
-    /// small); the file's `last` expected part also takes whatever is left, so no byte of a
-    /// file that grew since it was listed goes unread.
-    async fn read_part(
-        self,
-        file: FileEntry,
-        spec: Arc<DecodeSpec>,
-        reader: Arc<tokio::sync::Mutex<Option<ChunkReader>>>,
-        last: bool,
-    ) -> Result<Decoded, SourceError> {
-        let path = format!("{}/{}", self.uri().trim_end_matches('/'), file.path);
-        let stopped = |e: tokio::task::JoinError| {
-            SourceError::Unreadable(format!("{}: decoder stopped: {e}", file.path))
+    /// The decoding jobs of one file, in order: one for a Parquet file or a small uncompressed
+    /// one (read whole), else one per part, each started as its part has been read.
+    fn decode_jobs(self, file: FileEntry, spec: Arc<DecodeSpec>) -> BoxStream<'static, DecodeJob> {
+        let codec = match Codec::of(&file.path) {
+            Ok(codec) if spec.format != Format::Parquet => codec,
+            Ok(_) => Codec::None,
+            Err(e) => return stream::once(future::ready(failed(e))).boxed(),
         };
-        // Parquet is read whole (its footer is at the end), and so is a file of one part.
-        if spec.format == Format::Parquet || (chunks::parts_of(file.size) == 1 && last) {
-            let data = self.fetch(&file.path).await?;
-            return tokio::task::spawn_blocking(move || spec.decode(&path, data))
-                .await
-                .map_err(stopped)?;
+        let path = format!("{}/{}", self.uri().trim_end_matches('/'), file.path);
+        if spec.format == Format::Parquet
+            || (codec == Codec::None && chunks::parts_of(file.size) == 1)
+        {
+            let job = async move {
+                let data = self.fetch(&file.path).await?;
+                decode_blocking(spec, path, chunks::Part::whole(data)).await
+            };
+            return stream::once(future::ready(job.boxed())).boxed();
         }
-        let mut decoded = Decoded::default();
-        loop {
-            let part = {
-                let mut guard = reader.lock().await;
-                if guard.is_none() {
-                    *guard = Some(self.open_parts(&file.path).await?);
+        let opened = async move { self.open_parts(&file.path, codec).await };
+        stream::once(opened)
+            .flat_map(move |opened| match opened {
+                Err(e) => stream::once(future::ready(failed(e))).boxed(),
+                Ok(rx) => {
+                    let (spec, path) = (spec.clone(), path.clone());
+                    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) })
+                        .map(move |part| match part {
+                            Ok(part) => decode_blocking(spec.clone(), path.clone(), part).boxed(),
+                            Err(e) => failed(e),
+                        })
+                        .boxed()
                 }
-                match guard.as_mut() {
-                    Some(r) => r.next().await?,
-                    None => None,
-                }
-                // The reader is free again: others read the next part while this one decodes.
-            };
-            let Some(part) = part else {
-                return Ok(decoded);
-            };
-            let (spec, path) = (spec.clone(), path.clone());
-            let got = tokio::task::spawn_blocking(move || {
-                spec.decode_part(&path, part.data, part.first_line, part.first)
             })
-            .await
-            .map_err(stopped)??;
-            decoded.batches.extend(got.batches);
-            decoded.malformed += got.malformed;
-            if !last {
-                return Ok(decoded);
-            }
-        }
+            .boxed()
     }
+}
+
+/// Decoding one file or part, on a blocking thread.
+type DecodeJob = BoxFuture<'static, Result<Decoded, SourceError>>;
+
+fn failed(e: SourceError) -> DecodeJob {
+    future::ready(Err(e)).boxed()
+}
+
+async fn decode_blocking(
+    spec: Arc<DecodeSpec>,
+    path: String,
+    part: chunks::Part,
+) -> Result<Decoded, SourceError> {
+    let name = path.clone();
+    tokio::task::spawn_blocking(move || {
+        spec.decode_part(&path, part.data, part.first_line, part.first)
+    })
+    .await
+    .map_err(|e| SourceError::Unreadable(format!("{name}: decoder stopped: {e}")))?
 }
 
 /// Resolve the schema of a source: the user's DDL, else what the table remembered, else inference.

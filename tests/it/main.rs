@@ -2,6 +2,7 @@
 
 mod api;
 mod common;
+mod compressed;
 mod concurrency;
 mod crash;
 mod end_to_end;

@@ -81,7 +81,7 @@ fn check_int96_range(path: &str, batch: &RecordBatch, int96: &[String]) -> Resul
             .find(|t| !SPARK_TIME_RANGE_US.contains(t));
         if let Some(t) = outside {
             return Err(SourceError::Unreadable(format!(
-                "{path}: column `{name}` holds the INT96 time {t} µs after 1970, outside 0001-01-01..9999-12-31 that Delta tables hold; fix or remove the file"
+                "{path}: column `{name}` holds the INT96 time {t} µs after 1970, outside 0001-01-01..9999-12-31 that Delta tables hold; replace the file with a fixed one of the same name and run again"
             )));
         }
     }
