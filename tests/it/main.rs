@@ -11,6 +11,7 @@ mod external;
 mod faults;
 mod inspect;
 mod maintenance;
+mod nested;
 mod parse_modes;
 mod randomized;
 mod readers;
