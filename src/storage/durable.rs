@@ -108,12 +108,14 @@ fn durable_put(path: PathBuf, payload: PutPayload, mode: PutMode) -> Result<()> 
         .map(FsPath::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    // Named as `LocalFileSystem` names its own staging files (`<name>#<digits>`), which its
+    // listings skip: one left by a crash is never taken for a record, a log entry or data.
     let staging = dir.join(format!(
-        ".{}.{}.sluice-staging",
+        "{}#{}",
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        uuid::Uuid::new_v4().simple()
+        uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000
     ));
     let written = (|| -> std::io::Result<()> {
         let mut file = std::fs::File::create(&staging)?;
@@ -273,12 +275,19 @@ mod tests {
             .unwrap();
         let got = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(&got[..], b"third");
-        // No staging file is left behind.
+        // No staging file is left behind, and one a crash would leave is not listed.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["rec.json"]);
+        std::fs::write(dir.path().join("a/b/rec2.json#123456"), "x").unwrap();
+        let folder = Path::from_absolute_path(dir.path().join("a/b")).unwrap();
+        let listed: Vec<_> =
+            futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&folder)))
+                .await
+                .unwrap();
+        assert_eq!(listed.len(), 1);
         let mut upload = store
             .put_multipart(&Path::from_absolute_path(dir.path().join("big")).unwrap())
             .await
