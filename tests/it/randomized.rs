@@ -1,8 +1,9 @@
 //! Exactly once against hostile input, seeded and repeatable: file names drawn from a hostile
-//! alphabet, event times with random microseconds (ISO strings and epoch seconds), empty files,
-//! source options changed between runs, and SIGKILLs at random moments. Three queries — a
-//! stateless append, a windowed update and a windowed append, both with a watermark — must each
-//! end equal to the batch computation over everything that landed, with every txn epoch once.
+//! alphabet, event times with random microseconds (ISO strings and epoch seconds), empty and
+//! gzipped files, source options changed between runs, and SIGKILLs at random moments. Three
+//! queries — a stateless append, a windowed update and a windowed append, both with a
+//! watermark — must each end equal to the batch computation over everything that landed, with
+//! every txn epoch once.
 //!
 //! `SLUICE_SEED=N` replays one seed; by default a fixed list of seeds runs.
 
@@ -127,10 +128,19 @@ fn land_round(rng: &mut StdRng, src: &Path, round: usize, first: usize, landed: 
         // Files of round r are hours apart from those of round r+1 (maxFileAge=1h then
         // forgets them), seconds apart within a round.
         let age = Duration::from_secs(((10 - round as u64) * 2 * 3600) + (10 - i as u64));
+        // Now and then a gzipped file, read by its extension.
+        let (name, bytes) = if rng.gen_bool(0.25) {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(body.as_bytes()).unwrap();
+            (format!("{name}.gz"), e.finish().unwrap())
+        } else {
+            (name, body.into_bytes())
+        };
         let path = src.join(&name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let tmp = src.join(format!(".landing-{index}"));
-        std::fs::write(&tmp, body).unwrap();
+        std::fs::write(&tmp, bytes).unwrap();
         let file = std::fs::File::options().write(true).open(&tmp).unwrap();
         file.set_modified(SystemTime::now() - age).unwrap();
         drop(file);
