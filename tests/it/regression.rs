@@ -770,3 +770,73 @@ async fn a_large_file_is_read_in_parts() {
         ["2000|2000|1999000|15"]
     );
 }
+
+/// Defect: the spelling of TIMESTAMP values was sniffed from a file's first records, so a file
+/// that began with ISO text read later epoch-second numbers as microseconds (1704067201 landed
+/// as 1970-01-01T00:28:24Z), and one that began with numbers cut ISO text to whole seconds,
+/// silently. Every value is now read as what it is; a text that is no time is a malformed
+/// record, for the parse mode to handle.
+#[tokio::test]
+async fn a_file_mixing_iso_and_epoch_times_reads_each_as_what_it_is() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    land(
+        &src,
+        "iso-first.json",
+        "{\"time\":\"2024-01-01T00:00:00.123456Z\",\"action\":\"a\"}\n{\"time\":1704067201,\"action\":\"b\"}\n",
+        ago(20),
+    );
+    land(
+        &src,
+        "epoch-first.json",
+        "{\"time\":1704067202,\"action\":\"c\"}\n{\"time\":\"2024-01-01T00:00:03.654321Z\",\"action\":\"d\"}\n",
+        ago(10),
+    );
+    let table = dir.path().join("t");
+    run_events(&src, &table, &[]);
+    assert_eq!(
+        table_rows(
+            &table,
+            "SELECT action, CAST(arrow_cast(time, 'Int64') AS VARCHAR) FROM t"
+        )
+        .await,
+        [
+            "a|1704067200123456",
+            "b|1704067201000000",
+            "c|1704067202000000",
+            "d|1704067203654321"
+        ]
+    );
+    // A text that is no time: FAILFAST names its line; PERMISSIVE keeps the row, time null.
+    land(
+        &src,
+        "bad.json",
+        "{\"time\":1704067204,\"action\":\"e\"}\n{\"time\":\"yesterday\",\"action\":\"f\"}\n",
+        ago(5),
+    );
+    let strict = dir.path().join("strict");
+    let out = run(&events_args(
+        src.to_str().unwrap(),
+        strict.to_str().unwrap(),
+        &["--option", "mode=FAILFAST"],
+    ));
+    assert!(one_error_line(&out).contains("bad.json line 2"));
+    let lenient = dir.path().join("lenient");
+    run_ok(&[
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--schema",
+        "time TIMESTAMP, action STRING, _corrupt_record STRING",
+        "--sink",
+        lenient.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        table_rows(
+            &lenient,
+            "SELECT action, time IS NULL, _corrupt_record IS NOT NULL FROM t WHERE action IN ('e', 'f')"
+        )
+        .await,
+        ["e|false|false", "f|true|true"]
+    );
+}

@@ -24,22 +24,43 @@ pub(super) fn decode(
 ) -> Result<Decoded, SourceError> {
     let parsed = spec.parsed_schema();
     let spelling = timestamp_spelling(spec, &parsed, data);
-    let parse_schema = timestamps::parse_schema(&parsed, spelling);
     let format = spec.options.timestamp_format.as_deref();
-    let fast = flat_json::decode(&parse_schema, data).map(Ok);
-    match fast.unwrap_or_else(|| decode_fast(&parse_schema, data)) {
-        Ok(batches) => {
-            let mut out = Vec::with_capacity(batches.len());
-            for b in batches {
-                let b = timestamps::to_target(b, &parsed, format)?;
-                out.push(spec.with_corrupt_column(b, None)?);
-            }
-            Ok(Decoded {
-                batches: out,
-                malformed: 0,
-            })
-        }
-        Err(_) => decode_by_line(spec, (path, first_line), data, &parse_schema, &parsed),
+    // TIMESTAMP columns are read as text (numbers are epoch seconds, strings ISO-8601 or
+    // `timestampFormat`), except by the flat fast path over a file of epoch-second numbers,
+    // which reads them as seconds straight away.
+    let text_schema = timestamps::parse_schema(
+        &parsed,
+        match spelling {
+            TimestampSpelling::Custom => TimestampSpelling::Custom,
+            _ => TimestampSpelling::Text,
+        },
+    );
+    let seconds_schema = timestamps::parse_schema(&parsed, TimestampSpelling::EpochSeconds);
+    let seconds = (spelling == TimestampSpelling::EpochSeconds && seconds_schema != text_schema)
+        .then(|| flat_json::decode(&seconds_schema, data))
+        .flatten();
+    let decoded = match seconds {
+        Some(batches) => Ok(batches),
+        None => flat_json::decode(&text_schema, data)
+            .map(Ok)
+            .unwrap_or_else(|| decode_fast(&text_schema, data)),
+    };
+    // A text time that is not a time makes its record malformed: the per-record path decides.
+    let converted = decoded.ok().and_then(|batches| {
+        batches
+            .into_iter()
+            .map(|b| timestamps::to_target_strict(b, &parsed, format).ok())
+            .collect::<Option<Vec<_>>>()
+    });
+    match converted {
+        Some(batches) => Ok(Decoded {
+            batches: batches
+                .into_iter()
+                .map(|b| spec.with_corrupt_column(b, None))
+                .collect::<Result<_, _>>()?,
+            malformed: 0,
+        }),
+        None => decode_by_line(spec, (path, first_line), data, &text_schema, &parsed),
     }
 }
 
@@ -111,7 +132,15 @@ fn decode_by_line(
                 line.len()
             )));
         }
-        match decode_one(&mut probe, line) {
+        let format = spec.options.timestamp_format.as_deref();
+        let probed = decode_one(&mut probe, line).and_then(|row| match row {
+            // A time that is not a time makes the record malformed.
+            Some(row) => timestamps::to_target_strict(row, parsed, format)
+                .map(Some)
+                .map_err(|e| arrow::error::ArrowError::JsonError(e.to_string())),
+            None => Ok(None),
+        });
+        match probed {
             Ok(Some(_)) => {
                 good.decode(line)?;
                 good.decode(b"\n")?;

@@ -21,6 +21,9 @@ pub enum TimestampSpelling {
     Iso,
     /// Strings in the user's `timestampFormat`.
     Custom,
+    /// Read as text, whatever a value is: numbers are epoch seconds, strings ISO-8601 (JSON
+    /// files whose spelling varies, or whose first timestamp is a string).
+    Text,
 }
 
 /// The schema a parser should fill for a target schema, given the spelling of timestamps.
@@ -33,7 +36,7 @@ pub fn parse_schema(target: &SchemaRef, spelling: TimestampSpelling) -> SchemaRe
                 .as_ref()
                 .clone()
                 .with_data_type(DataType::Timestamp(TimeUnit::Second, tz.clone())),
-            (DataType::Timestamp(_, _), TimestampSpelling::Custom) => {
+            (DataType::Timestamp(_, _), TimestampSpelling::Custom | TimestampSpelling::Text) => {
                 f.as_ref().clone().with_data_type(DataType::Utf8)
             }
             _ => f.as_ref().clone(),
@@ -42,11 +45,30 @@ pub fn parse_schema(target: &SchemaRef, spelling: TimestampSpelling) -> SchemaRe
     Arc::new(Schema::new(fields))
 }
 
-/// Convert a batch decoded with [`parse_schema`] to the target schema.
+/// Convert a batch decoded with [`parse_schema`] to the target schema; a time that cannot be
+/// read becomes null.
 pub fn to_target(
     batch: RecordBatch,
     target: &SchemaRef,
     format: Option<&str>,
+) -> Result<RecordBatch, SourceError> {
+    convert(batch, target, format, false)
+}
+
+/// [`to_target`], failing on a text time that cannot be read (so the record is malformed).
+pub fn to_target_strict(
+    batch: RecordBatch,
+    target: &SchemaRef,
+    format: Option<&str>,
+) -> Result<RecordBatch, SourceError> {
+    convert(batch, target, format, true)
+}
+
+fn convert(
+    batch: RecordBatch,
+    target: &SchemaRef,
+    format: Option<&str>,
+    strict: bool,
 ) -> Result<RecordBatch, SourceError> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (column, field) in batch.columns().iter().zip(target.fields()) {
@@ -54,11 +76,59 @@ pub fn to_target(
             columns.push(column.clone());
         } else if let (DataType::Utf8, Some(fmt)) = (column.data_type(), format) {
             columns.push(parse_with_format(column, fmt, field.data_type())?);
+        } else if let (DataType::Utf8, DataType::Timestamp(_, tz)) =
+            (column.data_type(), field.data_type())
+        {
+            columns.push(text_times(column, tz.clone(), strict)?);
         } else {
             columns.push(cast(column, field.data_type())?);
         }
     }
     RecordBatch::try_new(target.clone(), columns).map_err(SourceError::Arrow)
+}
+
+/// Times read as text: an integer is epoch seconds (a JSON number, as Spark reads it), anything
+/// else ISO-8601. Unreadable text is an error when `strict`, else null.
+fn text_times(
+    column: &ArrayRef,
+    tz: Option<Arc<str>>,
+    strict: bool,
+) -> Result<ArrayRef, SourceError> {
+    let strings = column
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            SourceError::InvalidSchema("a time column read as text is not text".into())
+        })?;
+    let mut values = Vec::with_capacity(strings.len());
+    for value in strings.iter() {
+        let micros = match value {
+            None => None,
+            Some(s) => {
+                let read = match s.parse::<i64>() {
+                    Ok(secs) => secs.checked_mul(1_000_000),
+                    Err(_) => {
+                        arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, s)
+                            .ok()
+                            .map(|t| t.timestamp_micros())
+                    }
+                };
+                match read {
+                    Some(us) => Some(us),
+                    None if strict => {
+                        return Err(SourceError::InvalidSchema(format!(
+                            "`{s}` is not a timestamp (ISO-8601 text or epoch seconds)"
+                        )))
+                    }
+                    None => None,
+                }
+            }
+        };
+        values.push(micros);
+    }
+    Ok(Arc::new(
+        TimestampMicrosecondArray::from(values).with_timezone_opt(tz),
+    ))
 }
 
 fn parse_with_format(
@@ -141,6 +211,30 @@ pub fn to_chrono_format(pattern: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a file whose first time was ISO text read later epoch-second numbers as
+    /// microseconds (1704067201 became 1970-01-01T00:28:24.067201Z), silently.
+    #[test]
+    fn text_times_read_numbers_as_epoch_seconds_and_strings_as_iso() {
+        let column: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("2024-01-01T00:00:00.123456Z"),
+            Some("1704067201"),
+            None,
+            Some("-1"),
+        ]));
+        let got = text_times(&column, Some("UTC".into()), true).unwrap();
+        let got = got
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(got.value(0), 1_704_067_200_123_456);
+        assert_eq!(got.value(1), 1_704_067_201_000_000);
+        assert!(got.is_null(2));
+        assert_eq!(got.value(3), -1_000_000);
+        let bad: ArrayRef = Arc::new(StringArray::from(vec!["yesterday"]));
+        assert!(text_times(&bad, None, true).is_err());
+        assert!(text_times(&bad, None, false).unwrap().is_null(0));
+    }
 
     #[test]
     fn spark_patterns_become_chrono() {
