@@ -602,8 +602,9 @@ async fn operator_for(
     })
 }
 
-/// The meta of the state committed by batch `v`: its pointer; else the attempt the commit names
-/// in the log; else the only attempt that wrote state for `v`.
+/// The meta of the state committed by batch `v`: its pointer; else (after a crash between the
+/// commit and the pointer) the attempt the commit names in the log, or the only attempt that
+/// wrote state for `v`, whose pointer is written then.
 async fn committed_state(sink: &DeltaSink, query_name: &str, v: i64) -> Result<StateMeta, Error> {
     let store = StateStore::new(sink.store(), query_name);
     let attempts = match store.committed(v).await? {
@@ -627,12 +628,14 @@ async fn committed_state(sink: &DeltaSink, query_name: &str, v: i64) -> Result<S
             .into())
         }
     };
-    store.attempt_meta(v, &attempt).await?.ok_or_else(|| {
+    let meta = store.attempt_meta(v, &attempt).await?.ok_or_else(|| {
         StateError::Persisted(format!(
             "the state meta of batch {v} by attempt {attempt} vanished"
         ))
-        .into()
-    })
+    })?;
+    // The pointer the crash kept from being written, so the next start reads it directly.
+    store.point_to(&meta).await?;
+    Ok(meta)
 }
 
 /// Crash-test hook: with `SLUICE_TEST_PAUSE_MS` set, announce each protocol phase on stderr and

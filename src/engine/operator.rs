@@ -93,11 +93,6 @@ impl AggOperator {
         self.max_event_us = meta.max_event_time_us;
         // State written before the watermark had millisecond precision may hold microseconds.
         self.watermark_us = meta.watermark_us.map(|w| w.div_euclid(1000) * 1000);
-        if meta.attempt.is_empty() || meta.chain.is_empty() {
-            // Written before attempts were kept: nothing to point at.
-        } else {
-            self.store.point_to(&meta).await?;
-        }
         self.committed = Some(meta);
         Ok(())
     }
