@@ -213,6 +213,23 @@ impl Engine {
         Box::pin(RecordBatchStreamAdapter::new(table_schema, batches))
     }
 
+    /// The rows of an output stream, in the table's schema (update mode upserts them at commit
+    /// time); source errors surface as themselves.
+    async fn collect_rows(
+        &self,
+        output: SendableRecordBatchStream,
+        stats: &InputStats,
+    ) -> Result<Vec<RecordBatch>, Error> {
+        let rows: Vec<RecordBatch> = output
+            .try_collect()
+            .await
+            .map_err(|e| input_error(stats, e))?;
+        Ok(rows
+            .iter()
+            .map(|b| crate::sink::schema::conform(b, &self.delta_schema))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Write an output stream with the batch writer; source errors surface as themselves.
     async fn write_stream(
         &mut self,
@@ -300,28 +317,13 @@ impl Engine {
                 (Output::Replace(adds), rows)
             }
             OutputModeKind::Update => {
-                let changed: Vec<RecordBatch> = output
-                    .try_collect()
-                    .await
-                    .map_err(|e| input_error(stats, e))?;
-                let changed = changed
-                    .iter()
-                    .map(|b| crate::sink::schema::conform(b, &self.delta_schema))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let changed = self.collect_rows(output, stats).await?;
                 let rows = changed.iter().map(|b| b.num_rows() as u64).sum();
                 let touched = match touched {
-                    Some(rows) => {
-                        let all: Vec<RecordBatch> = agg
-                            .finalize_unfiltered(rows)?
-                            .try_collect()
-                            .await
-                            .map_err(|e| input_error(stats, e))?;
-                        Some(
-                            all.iter()
-                                .map(|b| crate::sink::schema::conform(b, &self.delta_schema))
-                                .collect::<Result<Vec<_>, _>>()?,
-                        )
-                    }
+                    Some(rows) => Some(
+                        self.collect_rows(agg.finalize_unfiltered(rows)?, stats)
+                            .await?,
+                    ),
                     None => None,
                 };
                 (Output::Upsert { changed, touched }, rows)
