@@ -41,12 +41,9 @@ pub fn chunk_bytes() -> usize {
     })
 }
 
-/// How many parts a file of `size` bytes is read in, at most: every part but the last holds at
-/// least [`chunk_bytes`].
-pub fn parts_of(size: u64) -> usize {
-    usize::try_from(size.div_ceil(chunk_bytes() as u64))
-        .unwrap_or(usize::MAX)
-        .max(1)
+/// Does an uncompressed file of `size` bytes fit in one part (so it is read whole)?
+pub fn fits_one_part(size: u64) -> bool {
+    size <= chunk_bytes() as u64
 }
 
 /// One part of a file: its bytes, ending at a line end (or the file's end).
@@ -117,15 +114,8 @@ impl Rechunker {
 
     /// The rest, once the file ended.
     pub fn finish(&mut self) -> Option<Part> {
-        if self.buf.is_empty() && self.emitted {
-            return None;
-        }
         let data = std::mem::take(&mut self.buf).freeze();
-        if data.is_empty() {
-            self.emitted = true;
-            return None;
-        }
-        Some(self.part(data))
+        (!data.is_empty()).then(|| self.part(data))
     }
 
     fn part(&mut self, data: Bytes) -> Part {
@@ -140,7 +130,7 @@ impl Rechunker {
     }
 
     /// Just past the first line end that makes a part of at least `min` bytes (outside quotes,
-    /// for CSV). Every part but the last is so at least `min` long, which bounds their number.
+    /// for CSV).
     fn cut_point(&self) -> Option<usize> {
         let from = self.min.saturating_sub(1);
         if !self.quoted {
@@ -334,11 +324,9 @@ mod tests {
     }
 
     #[test]
-    fn part_counts_cover_any_size() {
-        assert_eq!(parts_of(0), 1);
-        assert_eq!(parts_of(1), 1);
+    fn a_file_over_one_part_is_read_in_parts() {
         let size = chunk_bytes() as u64;
-        assert_eq!(parts_of(size), 1);
-        assert_eq!(parts_of(size + 1), 2);
+        assert!(fits_one_part(0) && fits_one_part(size));
+        assert!(!fits_one_part(size + 1));
     }
 }

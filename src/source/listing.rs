@@ -105,18 +105,25 @@ pub(super) async fn read_local(root: &FsPath, file: &str) -> Result<bytes::Bytes
     }
 }
 
+/// Get an object of an S3 source by its listed name.
+async fn get(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    file: &str,
+) -> Result<object_store::GetResult, SourceError> {
+    store.get(&key(prefix, file)?).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => gone(file),
+        other => SourceError::Storage(other),
+    })
+}
+
 /// The body of an S3 source object, as it arrives.
 pub(super) async fn open_store(
     store: &Arc<dyn ObjectStore>,
     prefix: &Path,
     file: &str,
 ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>, SourceError> {
-    let path = key(prefix, file)?;
-    let result = store.get(&path).await.map_err(|e| match e {
-        object_store::Error::NotFound { .. } => gone(file),
-        other => SourceError::Storage(other),
-    })?;
-    Ok(result.into_stream())
+    Ok(get(store, prefix, file).await?.into_stream())
 }
 
 /// The object path of a file named relative to `prefix`, as listed.
@@ -133,11 +140,6 @@ pub(super) fn gone(file: &str) -> SourceError {
     SourceError::Unreadable(format!(
         "{file}: the file was listed for this batch but is gone; source files must not be deleted before they are read"
     ))
-}
-
-/// The key prefix of an S3 source as a path, taken as written (not percent-encoded).
-pub(super) fn key_prefix(prefix: &str) -> Path {
-    Path::parse(prefix).unwrap_or_else(|_| Path::from(prefix))
 }
 
 /// The objects below `prefix`, named relative to it as their keys spell them.
@@ -173,12 +175,7 @@ pub(super) async fn read_store(
     prefix: &Path,
     file: &str,
 ) -> Result<bytes::Bytes, SourceError> {
-    let path = key(prefix, file)?;
-    let result = store.get(&path).await.map_err(|e| match e {
-        object_store::Error::NotFound { .. } => gone(file),
-        other => SourceError::Storage(other),
-    })?;
-    Ok(result.bytes().await?)
+    Ok(get(store, prefix, file).await?.bytes().await?)
 }
 
 #[cfg(test)]
@@ -244,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn store_keys_with_odd_names_and_folder_markers() {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let prefix = key_prefix("landing/zone");
+        let prefix = Path::parse("landing/zone").unwrap();
         for name in ODD {
             let key = Path::parse(format!("landing/zone/{name}")).unwrap();
             store

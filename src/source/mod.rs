@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use futures::stream::{self, BoxStream, StreamExt};
-use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::storage::{self, IoCounts, IoStats, Location};
@@ -151,21 +150,14 @@ impl FileSource {
                     .await
                     .map_err(|e| SourceError::Location(format!("listing stopped: {e}")))?
             }
-            None => listing::list_store(&self.store, &self.key_prefix()).await,
-        }
-    }
-
-    fn key_prefix(&self) -> Path {
-        match &self.location {
-            Location::S3 { prefix, .. } => listing::key_prefix(prefix),
-            Location::Local { .. } => Path::default(),
+            None => listing::list_store(&self.store, &self.location.prefix()).await,
         }
     }
 
     async fn fetch(&self, file: &str) -> Result<bytes::Bytes, SourceError> {
         match self.location.local_path() {
             Some(dir) => listing::read_local(dir, file).await,
-            None => listing::read_store(&self.store, &self.key_prefix(), file).await,
+            None => listing::read_store(&self.store, &self.location.prefix(), file).await,
         }
     }
 
@@ -184,20 +176,15 @@ impl FileSource {
         }
         let mut samples = Vec::new();
         for f in files.iter().take(INFER_SAMPLE_FILES) {
-            // A large or compressed line-based file is sampled by its first part.
-            let codec = match self.format {
-                Format::Parquet => Codec::None,
-                _ => Codec::of(&f.path)?,
-            };
-            let data = if self.format == Format::Parquet
-                || (codec == Codec::None && chunks::parts_of(f.size) == 1)
-            {
-                self.fetch(&f.path).await?
-            } else {
-                let mut parts = self.open_parts(&f.path, codec).await?;
-                match parts.recv().await {
-                    Some(part) => part?.data,
-                    None => bytes::Bytes::new(),
+            // A file read in parts is sampled by its first part.
+            let data = match self.in_parts(f)? {
+                None => self.fetch(&f.path).await?,
+                Some(codec) => {
+                    let mut parts = self.open_parts(&f.path, codec).await?;
+                    match parts.recv().await {
+                        Some(part) => part?.data,
+                        None => bytes::Bytes::new(),
+                    }
                 }
             };
             samples.push((f.path.clone(), data));
@@ -218,6 +205,16 @@ impl FileSource {
         }
     }
 
+    /// How `file` is read: whole (`None`: a Parquet file, or a small uncompressed one), or in
+    /// parts, decompressed with the codec its name says (see [`chunks`]).
+    fn in_parts(&self, file: &FileEntry) -> Result<Option<Codec>, SourceError> {
+        if self.format == Format::Parquet {
+            return Ok(None);
+        }
+        let codec = Codec::of(&file.path)?;
+        Ok((codec != Codec::None || !chunks::fits_one_part(file.size)).then_some(codec))
+    }
+
     /// Start reading `file` in parts on a blocking thread (see [`chunks`]).
     async fn open_parts(
         &self,
@@ -226,9 +223,9 @@ impl FileSource {
     ) -> Result<mpsc::Receiver<Result<chunks::Part, SourceError>>, SourceError> {
         let source = match self.location.local_path() {
             Some(dir) => ByteSource::Local(dir.join(file)),
-            None => {
-                ByteSource::Store(listing::open_store(&self.store, &self.key_prefix(), file).await?)
-            }
+            None => ByteSource::Store(
+                listing::open_store(&self.store, &self.location.prefix(), file).await?,
+            ),
         };
         Ok(chunks::spawn_parts(
             source,
@@ -263,21 +260,18 @@ impl FileSource {
     /// The decoding jobs of one file, in order: one for a Parquet file or a small uncompressed
     /// one (read whole), else one per part, each started as its part has been read.
     fn decode_jobs(self, file: FileEntry, spec: Arc<DecodeSpec>) -> BoxStream<'static, DecodeJob> {
-        let codec = match Codec::of(&file.path) {
-            Ok(codec) if spec.format != Format::Parquet => codec,
-            Ok(_) => Codec::None,
+        let path = format!("{}/{}", self.uri().trim_end_matches('/'), file.path);
+        let codec = match self.in_parts(&file) {
+            Ok(Some(codec)) => codec,
+            Ok(None) => {
+                let job = async move {
+                    let data = self.fetch(&file.path).await?;
+                    decode_blocking(spec, path, chunks::Part::whole(data)).await
+                };
+                return stream::once(future::ready(job.boxed())).boxed();
+            }
             Err(e) => return stream::once(future::ready(failed(e))).boxed(),
         };
-        let path = format!("{}/{}", self.uri().trim_end_matches('/'), file.path);
-        if spec.format == Format::Parquet
-            || (codec == Codec::None && chunks::parts_of(file.size) == 1)
-        {
-            let job = async move {
-                let data = self.fetch(&file.path).await?;
-                decode_blocking(spec, path, chunks::Part::whole(data)).await
-            };
-            return stream::once(future::ready(job.boxed())).boxed();
-        }
         let opened = async move { self.open_parts(&file.path, codec).await };
         stream::once(opened)
             .flat_map(move |opened| match opened {

@@ -133,11 +133,14 @@ impl Location {
         }
     }
 
-    /// The key prefix inside the store returned by [`object_store`].
+    /// The key prefix inside the store returned by [`object_store`], as the user wrote it (not
+    /// percent-encoded: keys hold `[`, `%`, `#` and the like as they are).
     pub fn prefix(&self) -> Path {
         match self {
             Location::Local { .. } => Path::default(),
-            Location::S3 { prefix, .. } => Path::from(prefix.as_str()),
+            Location::S3 { prefix, .. } => {
+                Path::parse(prefix).unwrap_or_else(|_| Path::from(prefix.as_str()))
+            }
         }
     }
 

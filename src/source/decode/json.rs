@@ -120,6 +120,7 @@ fn decode_by_line(
     let mut out = Collector::new(spec, parse_schema, parsed);
     let mut buffered = 0usize;
     let mut malformed = 0usize;
+    let format = spec.options.timestamp_format.as_deref();
     for (index, raw) in data.split(|b| *b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -132,7 +133,6 @@ fn decode_by_line(
                 line.len()
             )));
         }
-        let format = spec.options.timestamp_format.as_deref();
         let probed = decode_one(&mut probe, line).and_then(|row| match row {
             // A time that is not a time makes the record malformed.
             Some(row) => timestamps::to_target_strict(row, parsed, format)
