@@ -4,6 +4,7 @@
 //! out, malformed records handled by the parse mode (Spark's PERMISSIVE / DROPMALFORMED /
 //! FAILFAST). Decoding is CPU work and runs on a blocking thread, one file per thread.
 
+mod collector;
 mod csv;
 mod flat_json;
 mod json;
