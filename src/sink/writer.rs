@@ -113,6 +113,8 @@ impl Lane {
 }
 
 /// Writes one micro-batch's rows as Parquet files; returns their `add` actions (not committed).
+/// A batch given up on (the writer dropped) writes no more files: each lane stops at its next
+/// step once its cancel sender is dropped with it.
 pub struct BatchWriter {
     schema: SchemaRef,
     /// Each lane's share of [`FLUSH_BYTES`].
@@ -186,20 +188,12 @@ impl BatchWriter {
     }
 
     /// Finish the files and return their `add` actions and the row count.
-    pub async fn finish(mut self) -> Result<(Vec<Add>, u64), SinkError> {
+    pub async fn finish(self) -> Result<(Vec<Add>, u64), SinkError> {
         let rows = self.rows();
         let mut adds = Vec::new();
-        for lane in std::mem::take(&mut self.lanes) {
+        for lane in self.lanes {
             adds.extend(lane.finish().await?);
         }
         Ok((adds, rows))
-    }
-}
-
-/// A batch given up on writes no more files: dropping the lanes drops their cancel senders,
-/// which stops each lane at its next step.
-impl Drop for BatchWriter {
-    fn drop(&mut self) {
-        self.lanes.clear();
     }
 }
