@@ -328,13 +328,21 @@ async fn idle_query_takes_a_landed_file_at_once_and_batches_once_per_interval() 
         wait_rows(4_000, Duration::from_secs(8)).await,
         "the second file was never taken"
     );
-    drop(_query);
-    let progress: Vec<serde_json::Value> =
+    // The progress of a batch is printed just after its commit shows: wait for it (bounded)
+    // before stopping the query.
+    let read_progress = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(dir.path().join("progress.jsonl"))
             .unwrap()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while read_progress().len() < 2 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(_query);
+    let progress = read_progress();
     let starts: Vec<chrono::DateTime<chrono::Utc>> = progress
         .iter()
         .map(|p| p["timestamp"].as_str().unwrap().parse().unwrap())
