@@ -65,6 +65,8 @@ pub struct QueryReport {
     pub last_batch_id: Option<i64>,
     /// The source.
     pub source: Option<String>,
+    /// The schema the query reads its source with (Spark DDL), and its partition columns.
+    pub source_schema: Option<String>,
     /// The source offsets reached by the last committed batch.
     pub source_offsets: Value,
     /// Event-time watermark (ms), when the query has one.
@@ -155,6 +157,16 @@ async fn queries(table: &deltalake::DeltaTable) -> Result<Vec<QueryReport>> {
             query_id: record.as_ref().map(|r| r.query_id.clone()),
             last_batch_id: committed,
             source: record.as_ref().map(|r| r.source.uri.clone()),
+            source_schema: record.as_ref().map(|r| {
+                let mut ddl = r.source.schema.clone();
+                if !r.source.partition_columns.is_empty() {
+                    ddl.push_str(&format!(
+                        " (from folders: {})",
+                        r.source.partition_columns.join(", ")
+                    ));
+                }
+                ddl
+            }),
             source_offsets,
             watermark_ms: record.as_ref().and_then(|r| r.watermark_ms),
             pending_batch_id: pending,
@@ -258,6 +270,9 @@ pub fn render(report: &TableReport) -> String {
         }
         if let Some(src) = &q.source {
             out.push_str(&format!("  source:        {src}\n"));
+        }
+        if let Some(schema) = &q.source_schema {
+            out.push_str(&format!("  source schema: {schema}\n"));
         }
         out.push_str(&format!("  offsets:       {}\n", q.source_offsets));
         out.push_str(&format!(

@@ -11,6 +11,7 @@ use crate::engine::{OutputModeKind, QueryConfig, Trigger};
 use crate::error::{Error, Result};
 use crate::source::ddl;
 use crate::source::options::{Format, SourceOptions};
+use crate::source::spark_schema;
 
 /// Stream a directory of files into a Delta Lake table, exactly once.
 #[derive(Debug, Parser)]
@@ -83,8 +84,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "json")]
     pub format: String,
     /// Spark DDL schema, e.g. "time TIMESTAMP, action STRING" (default: inferred at first start).
-    #[arg(long, value_name = "DDL")]
+    #[arg(long, value_name = "DDL", conflicts_with = "schema_file")]
     pub schema: Option<String>,
+    /// A file holding the schema: Spark's JSON schema (df.schema.json()) or a DDL string.
+    #[arg(long, value_name = "PATH")]
+    pub schema_file: Option<std::path::PathBuf>,
     /// Source option with Spark's name, KEY=VALUE (repeatable).
     #[arg(long = "option", value_name = "KEY=VALUE")]
     pub options: Vec<String>,
@@ -148,7 +152,19 @@ impl RunArgs {
             raw.insert(key.trim().to_string(), value.to_string());
         }
         let options = SourceOptions::from_map(&raw)?;
-        let schema = self.schema.as_deref().map(ddl::parse_ddl).transpose()?;
+        let schema = match (&self.schema, &self.schema_file) {
+            (Some(text), _) => Some(ddl::parse_ddl(text)?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read --schema-file {}: {e}; point it at a readable file",
+                        path.display()
+                    ))
+                })?;
+                Some(spark_schema::parse_schema_file(&text)?)
+            }
+            (None, None) => None,
+        };
         let output_mode: OutputModeKind = self.output_mode.parse().map_err(Error::Config)?;
         let trigger: Trigger = self.trigger.parse().map_err(Error::Config)?;
         let partition_by: Vec<String> = self

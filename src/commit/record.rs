@@ -42,6 +42,10 @@ pub struct SourceInfo {
     pub format: String,
     /// The source schema, as Spark DDL.
     pub schema: String,
+    /// The columns of the schema read from `key=value` folders (see
+    /// [`crate::source::partitions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_columns: Vec<String>,
 }
 
 impl SourceInfo {
@@ -338,6 +342,7 @@ mod tests {
                 location: String::new(),
                 format: "json".into(),
                 schema: "a STRING".into(),
+                partition_columns: Vec::new(),
             },
             sql: "SELECT * FROM source".into(),
             files: files

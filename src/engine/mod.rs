@@ -18,6 +18,7 @@ mod batch;
 pub mod operator;
 pub mod progress;
 mod readahead;
+mod source_schema;
 pub mod trigger;
 
 use std::collections::{BTreeMap, HashSet};
@@ -37,7 +38,7 @@ use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
 use crate::source::arrivals::Arrivals;
 use crate::source::discovery::{effective_max_age, select_batch, Backlog, FileEntry, SeenFiles};
 use crate::source::options::{Format, ReadLimit, SourceOptions};
-use crate::source::{ddl, FileSource};
+use crate::source::{ddl, file_columns, FileSource};
 use crate::state::store::{Committed, StateMeta, StateStore};
 use crate::state::StateError;
 use crate::storage::IoCounts;
@@ -191,7 +192,7 @@ impl Engine {
     /// Validate the query and recover its position from the sink table.
     pub async fn start(cfg: QueryConfig) -> Result<Engine, Error> {
         validate_config(&cfg)?;
-        let source = FileSource::open(&cfg.source, cfg.format, cfg.options.clone())?;
+        let mut source = FileSource::open(&cfg.source, cfg.format, cfg.options.clone())?;
         let sink = DeltaSink::open(&cfg.sink, cfg.partition_by.clone()).await?;
         let app_id = cfg.app_id();
         let records = RecordStore::new(sink.store(), &cfg.query_name);
@@ -225,21 +226,13 @@ impl Engine {
                 return Err(Error::Config(change));
             }
         }
-        let source_schema = match (&cfg.schema, &newest) {
-            (Some(s), _) => s.clone(),
-            (None, Some(r)) => ddl::parse_ddl(&r.source.schema)?,
-            (None, None) => {
-                let listed = source.list().await?;
-                let mut ordered = listed;
-                ordered.sort_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
-                source.infer_schema(&ordered).await?
-            }
-        };
         let sql = if cfg.sql.trim().is_empty() {
             format!("SELECT * FROM {}", cfg.source_name)
         } else {
             cfg.sql.clone()
         };
+        let source_schema =
+            source_schema::resolve(&cfg, &sql, &mut source, newest.as_ref()).await?;
         let watermark = cfg.watermark.as_deref().map(Watermark::parse).transpose()?;
         let plan = QueryPlan::new(&sql, &cfg.source_name, source_schema.clone(), watermark).await?;
         check_output_mode(plan.kind(), cfg.output_mode, plan.watermark())?;
@@ -502,7 +495,11 @@ impl Engine {
             query_name: self.cfg.query_name.clone(),
             query_id: self.query_id.clone(),
             batch_id,
-            source: source_info(&self.cfg, &self.source, ddl::to_ddl(&self.source_schema)),
+            source: source_info(
+                &self.cfg,
+                &self.source,
+                ddl::to_ddl(&file_columns::without_metadata(&self.source_schema)),
+            ),
             sql: self.cfg.sql.clone(),
             files,
             seen,
@@ -551,6 +548,7 @@ fn source_info(cfg: &QueryConfig, source: &FileSource, schema: String) -> Source
         location: source.canonical(),
         format: cfg.format.to_string(),
         schema,
+        partition_columns: source.partition_columns().to_vec(),
     }
 }
 

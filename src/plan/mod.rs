@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod rules;
+pub mod spelling;
 pub mod window;
 
 use std::fmt;
@@ -107,7 +108,7 @@ impl QueryPlan {
                 }
             }
         }
-        let (rewritten, window) = window::rewrite(sql)?;
+        let (rewritten, window) = window::rewrite(&spelling::rewrite(sql, source_name)?)?;
         if let Some(w) = &window {
             match source_schema.field_with_name(&w.time_column) {
                 Ok(f) if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) => {}

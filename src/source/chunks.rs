@@ -191,6 +191,17 @@ const READ_BYTES: usize = 8 << 20;
 /// Parts waiting for a decoder, per file.
 const PARTS_AHEAD: usize = 1;
 
+/// Where a file's parts may end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// At line ends (JSON lines, text).
+    Lines,
+    /// At line ends outside double-quoted fields (CSV).
+    CsvLines,
+    /// Nowhere: the file is one part (multi-line JSON, where a record spans the file).
+    Never,
+}
+
 /// Read a file part by part on a blocking thread — decompressing it by its extension (see
 /// [`super::compression`]) — and send the parts, in order, ending with the first error. The
 /// thread stops when the receiver is dropped.
@@ -198,7 +209,7 @@ pub fn spawn_parts(
     source: ByteSource,
     codec: Codec,
     path: &str,
-    quoted: bool,
+    cut: Cut,
 ) -> mpsc::Receiver<Result<Part, SourceError>> {
     let (tx, rx) = mpsc::channel(PARTS_AHEAD);
     let path: Arc<str> = Arc::from(path);
@@ -234,7 +245,11 @@ pub fn spawn_parts(
                 return;
             }
         };
-        let mut rechunker = Rechunker::new(chunk_bytes(), quoted);
+        let min = match cut {
+            Cut::Never => usize::MAX,
+            _ => chunk_bytes(),
+        };
+        let mut rechunker = Rechunker::new(min, cut == Cut::CsvLines);
         let mut buf = vec![0u8; READ_BYTES];
         loop {
             let n = match reader.read(&mut buf) {
@@ -259,7 +274,7 @@ pub fn spawn_parts(
             }
             if rechunker.held() >= i32::MAX as usize {
                 let _ = tx.blocking_send(Err(SourceError::Unreadable(format!(
-                    "{path}: a line of over 2 GiB is larger than a value can hold; split the record"
+                    "{path}: a record of over 2 GiB is larger than a value can hold; split the record"
                 ))));
                 return;
             }

@@ -21,9 +21,13 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::discovery::FileEntry;
 use super::SourceError;
 
-/// Is this name part hidden (Spark skips `_` and `.` files and folders)?
+/// Is this name part hidden? As Spark's `InMemoryFileIndex.shouldFilterOutPathName`: names
+/// starting with `.`, names starting with `_` unless they hold `=` (a partition folder such as
+/// `_source=app`), and files still being copied in (`._COPYING_`).
 fn hidden(part: &str) -> bool {
-    part.starts_with('_') || part.starts_with('.')
+    (part.starts_with('_') && !part.contains('='))
+        || part.starts_with('.')
+        || part.ends_with("._COPYING_")
 }
 
 /// The files below a local directory, recursively. Names that are not UTF-8 are skipped with a

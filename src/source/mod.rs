@@ -11,8 +11,13 @@ pub mod compression;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;
+pub mod file_columns;
+pub mod glob;
+pub mod infer;
 mod listing;
 pub mod options;
+pub mod partitions;
+pub mod spark_schema;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -27,8 +32,10 @@ use chunks::ByteSource;
 use compression::Codec;
 use decode::{DecodeSpec, Decoded};
 use discovery::FileEntry;
+use file_columns::FileColumns;
 use futures::future::{self, BoxFuture, FutureExt};
 use options::{Format, SourceOptions};
+use partitions::Partitioning;
 use tokio::sync::mpsc;
 
 /// Errors of the source layer.
@@ -81,12 +88,17 @@ pub struct FileSource {
     options: SourceOptions,
     /// Local files already warned about (names that are not UTF-8).
     warned: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Which listed files are read (globs in the source path, `pathGlobFilter`).
+    filter: glob::FileFilter,
+    /// Partition columns and `_metadata`.
+    file_columns: FileColumns,
 }
 
 impl FileSource {
     /// Open the source at `uri` (it must exist).
     pub fn open(uri: &str, format: Format, options: SourceOptions) -> Result<Self, SourceError> {
-        let location = Location::parse(uri).map_err(|e| SourceError::Location(e.to_string()))?;
+        let (root, globbed) = glob::split_source(uri);
+        let location = Location::parse(&root).map_err(|e| SourceError::Location(e.to_string()))?;
         if let Some(dir) = location.local_path() {
             if !dir.is_dir() {
                 return Err(SourceError::Location(format!(
@@ -98,6 +110,28 @@ impl FileSource {
         let io = Arc::new(IoStats::default());
         let store = storage::object_store(&location, &io)
             .map_err(|e| SourceError::Location(e.to_string()))?;
+        let above = match &options.folders.base_path {
+            Some(base) => folders_below(base, &location)?,
+            None => Vec::new(),
+        };
+        let file_columns = FileColumns {
+            partitioning: Partitioning {
+                columns: Vec::new(),
+                above,
+                // Partition folders start below the folders a glob matched (unless basePath
+                // says where they start).
+                skip: if options.folders.base_path.is_some() {
+                    0
+                } else {
+                    globbed.len()
+                },
+            },
+            root: location.url().ok(),
+        };
+        let filter = glob::FileFilter {
+            path: globbed,
+            name: options.folders.path_glob_filter.clone(),
+        };
         Ok(FileSource {
             location,
             store,
@@ -105,7 +139,30 @@ impl FileSource {
             format,
             options,
             warned: Arc::default(),
+            filter,
+            file_columns,
         })
+    }
+
+    /// The partition columns of the files listed (Spark's partition discovery; none with
+    /// `recursiveFileLookup`), typed from their folder names.
+    pub fn discover_partitions(&self, files: &[FileEntry]) -> Vec<arrow::datatypes::Field> {
+        if self.options.folders.recursive_file_lookup {
+            return Vec::new();
+        }
+        let p = &self.file_columns.partitioning;
+        let relative: Vec<String> = files.iter().map(|f| p.relative(&f.path)).collect();
+        partitions::discover(&p.above, relative.iter().map(String::as_str))
+    }
+
+    /// The columns read from the folders of each file.
+    pub fn partition_columns(&self) -> &[String] {
+        &self.file_columns.partitioning.columns
+    }
+
+    /// Read the named columns from the folders of each file (see [`partitions`]).
+    pub fn set_partition_columns(&mut self, columns: Vec<String>) {
+        self.file_columns.partitioning.columns = columns;
     }
 
     /// Storage requests made so far (counted on S3 only).
@@ -113,9 +170,16 @@ impl FileSource {
         self.io.read()
     }
 
-    /// The source location itself, however the user spelled it.
+    /// The source location itself, however the user spelled it (with its globs, if any).
     pub fn canonical(&self) -> String {
-        self.location.canonical()
+        match self.filter.path.is_empty() {
+            true => self.location.canonical(),
+            false => format!(
+                "{}/{}",
+                self.location.canonical().trim_end_matches('/'),
+                self.filter.path.join("/")
+            ),
+        }
     }
 
     /// The source as the user named it.
@@ -143,6 +207,12 @@ impl FileSource {
 
     /// List the files of the source (see [`listing`] for what is skipped).
     pub async fn list(&self) -> Result<Vec<FileEntry>, SourceError> {
+        let mut files = self.list_all().await?;
+        files.retain(|f| self.filter.selects(&f.path));
+        Ok(files)
+    }
+
+    async fn list_all(&self) -> Result<Vec<FileEntry>, SourceError> {
         match self.location.local_path() {
             Some(dir) => {
                 let (dir, warned) = (dir.clone(), self.warned.clone());
@@ -200,7 +270,7 @@ impl FileSource {
             }
             _ => {
                 let samples: Vec<_> = samples.into_iter().map(|(p, d)| (p, d.to_vec())).collect();
-                decode::infer_json_schema(&samples)
+                decode::infer_json_schema(&samples, &self.options)
             }
         }
     }
@@ -212,7 +282,15 @@ impl FileSource {
             return Ok(None);
         }
         let codec = Codec::of(&file.path)?;
+        if self.multi_line() {
+            return Ok((codec != Codec::None).then_some(codec));
+        }
         Ok((codec != Codec::None || !chunks::fits_one_part(file.size)).then_some(codec))
+    }
+
+    /// Is each file one JSON value (`multiLine`), read whole?
+    fn multi_line(&self) -> bool {
+        self.format == Format::Json && self.options.json.multi_line
     }
 
     /// Start reading `file` in parts on a blocking thread (see [`chunks`]).
@@ -227,12 +305,12 @@ impl FileSource {
                 listing::open_store(&self.store, &self.location.prefix(), file).await?,
             ),
         };
-        Ok(chunks::spawn_parts(
-            source,
-            codec,
-            file,
-            self.format == Format::Csv,
-        ))
+        let cut = match self.format {
+            Format::Csv => chunks::Cut::CsvLines,
+            _ if self.multi_line() => chunks::Cut::Never,
+            _ => chunks::Cut::Lines,
+        };
+        Ok(chunks::spawn_parts(source, codec, file, cut))
     }
 
     /// Read `files` with `schema`: fetches and decodes run concurrently (a file, or a part of a
@@ -245,14 +323,30 @@ impl FileSource {
         schema: SchemaRef,
     ) -> BoxStream<'static, Result<Decoded, SourceError>> {
         let spec = Arc::new(DecodeSpec {
-            schema,
+            schema: self.file_columns.data_schema(&schema),
             format: self.format,
             options: self.options.clone(),
         });
+        let full = self.file_columns.adds_to(&schema).then_some(schema);
         let this = self.clone();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         stream::iter(files)
-            .flat_map(move |file| this.clone().decode_jobs(file, spec.clone()))
+            .flat_map(move |file| {
+                let jobs = this.clone().decode_jobs(file.clone(), spec.clone());
+                match &full {
+                    None => jobs,
+                    Some(full) => {
+                        let (columns, full) = (this.file_columns.clone(), full.clone());
+                        jobs.map(move |job| {
+                            let (columns, full, file) =
+                                (columns.clone(), full.clone(), file.clone());
+                            job.map(move |decoded| complete(decoded?, &columns, &full, &file))
+                                .boxed()
+                        })
+                        .boxed()
+                    }
+                }
+            })
             .buffered(parallel)
             .boxed()
     }
@@ -288,6 +382,42 @@ impl FileSource {
             })
             .boxed()
     }
+}
+
+/// Add the file's columns (partition values, `_metadata`) to what was decoded of it.
+fn complete(
+    decoded: Decoded,
+    columns: &FileColumns,
+    full: &SchemaRef,
+    file: &FileEntry,
+) -> Result<Decoded, SourceError> {
+    Ok(Decoded {
+        batches: decoded
+            .batches
+            .into_iter()
+            .map(|b| columns.complete(full, file, b))
+            .collect::<Result<_, _>>()?,
+        malformed: decoded.malformed,
+    })
+}
+
+/// The folders from `base` (`basePath`) down to the source `location`.
+fn folders_below(base: &str, location: &Location) -> Result<Vec<String>, SourceError> {
+    let base = Location::parse(base).map_err(|e| SourceError::Location(e.to_string()))?;
+    let (base, source) = (base.canonical(), location.canonical());
+    let below = source
+        .strip_prefix(base.trim_end_matches('/'))
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .ok_or_else(|| {
+            SourceError::InvalidOption(format!(
+                "option basePath={base}: expected a folder above the source {source}"
+            ))
+        })?;
+    Ok(below
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// Decoding one file or part, on a blocking thread.

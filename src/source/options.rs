@@ -93,6 +93,79 @@ pub struct SourceOptions {
     pub sep: u8,
     /// Format for string timestamps (chrono `strftime` syntax, or Spark's pattern letters).
     pub timestamp_format: Option<String>,
+    /// JSON: how records are spelled and inferred.
+    pub json: JsonOptions,
+    /// Folders: which files below the source are read, and partition columns.
+    pub folders: FolderOptions,
+}
+
+/// JSON options with Spark's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonOptions {
+    /// Each file is one JSON value (`multiLine`); a top-level array is one row per element.
+    pub multi_line: bool,
+    /// Inference: numbers and booleans as strings, fractions as decimals, all-null fields left
+    /// out (`primitivesAsString`, `prefersDecimal`, `dropFieldIfAllNull`).
+    pub infer: crate::source::infer::InferOptions,
+    /// Share of records inference samples (`samplingRatio`).
+    pub sampling_ratio: f64,
+    /// The lenient spellings accepted (`allowSingleQuotes`, `allowComments`, ...).
+    pub syntax: JsonSyntax,
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        JsonOptions {
+            multi_line: false,
+            infer: Default::default(),
+            sampling_ratio: 1.0,
+            syntax: JsonSyntax::default(),
+        }
+    }
+}
+
+/// Which non-standard JSON spellings are read (Spark's `allow*` options, Spark's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonSyntax {
+    /// `'text'` strings and names (default true).
+    pub single_quotes: bool,
+    /// `/* ... */`, `// ...` and `#` comments.
+    pub comments: bool,
+    /// Names without quotes: `{a: 1}`.
+    pub unquoted_field_names: bool,
+    /// Numbers with leading zeros: `007`.
+    pub numeric_leading_zeros: bool,
+    /// `NaN`, `Infinity`, `-Infinity`, `+INF`, `-INF` (default true).
+    pub non_numeric_numbers: bool,
+    /// `\q` reads as `q`.
+    pub backslash_escaping_any_character: bool,
+    /// Control characters (tab, ...) inside strings.
+    pub unquoted_control_chars: bool,
+}
+
+impl Default for JsonSyntax {
+    fn default() -> Self {
+        JsonSyntax {
+            single_quotes: true,
+            comments: false,
+            unquoted_field_names: false,
+            numeric_leading_zeros: false,
+            non_numeric_numbers: true,
+            backslash_escaping_any_character: false,
+            unquoted_control_chars: false,
+        }
+    }
+}
+
+/// Which files below the source are read, and what their folders mean.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FolderOptions {
+    /// Only files whose name matches this glob (`pathGlobFilter`), e.g. `*.json`.
+    pub path_glob_filter: Option<String>,
+    /// Read files in every folder, with no partition columns (`recursiveFileLookup`).
+    pub recursive_file_lookup: bool,
+    /// Where partition discovery starts, a folder above the source (`basePath`).
+    pub base_path: Option<String>,
 }
 
 impl Default for SourceOptions {
@@ -107,6 +180,8 @@ impl Default for SourceOptions {
             header: false,
             sep: b',',
             timestamp_format: None,
+            json: JsonOptions::default(),
+            folders: FolderOptions::default(),
         }
     }
 }
@@ -123,6 +198,21 @@ const KNOWN: &[&str] = &[
     "sep",
     "delimiter",
     "timestampFormat",
+    "multiLine",
+    "primitivesAsString",
+    "prefersDecimal",
+    "dropFieldIfAllNull",
+    "samplingRatio",
+    "allowSingleQuotes",
+    "allowComments",
+    "allowUnquotedFieldNames",
+    "allowNumericLeadingZeros",
+    "allowNonNumericNumbers",
+    "allowBackslashEscapingAnyCharacter",
+    "allowUnquotedControlChars",
+    "pathGlobFilter",
+    "recursiveFileLookup",
+    "basePath",
 ];
 
 impl SourceOptions {
@@ -207,7 +297,46 @@ impl SourceOptions {
                     o.sep = bytes[0];
                 }
                 "timestampFormat" => o.timestamp_format = Some(v.to_string()),
-                _ => {}
+                "samplingRatio" => {
+                    o.json.sampling_ratio = v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| *r > 0.0 && *r <= 1.0)
+                        .ok_or_else(|| bad(key, v, "expected a number above 0 and at most 1"))?
+                }
+                "basePath" => {
+                    if v.is_empty() {
+                        return Err(bad(key, v, "expected a folder above the source"));
+                    }
+                    o.folders.base_path = Some(v.to_string())
+                }
+                "pathGlobFilter" => {
+                    if v.is_empty() {
+                        return Err(bad(key, v, "expected a glob such as *.json"));
+                    }
+                    o.folders.path_glob_filter = Some(v.to_string())
+                }
+                flag => {
+                    let on = parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?;
+                    let syntax = &mut o.json.syntax;
+                    match flag {
+                        "multiLine" => o.json.multi_line = on,
+                        "primitivesAsString" => o.json.infer.primitives_as_string = on,
+                        "prefersDecimal" => o.json.infer.prefers_decimal = on,
+                        "dropFieldIfAllNull" => o.json.infer.drop_field_if_all_null = on,
+                        "allowSingleQuotes" => syntax.single_quotes = on,
+                        "allowComments" => syntax.comments = on,
+                        "allowUnquotedFieldNames" => syntax.unquoted_field_names = on,
+                        "allowNumericLeadingZeros" => syntax.numeric_leading_zeros = on,
+                        "allowNonNumericNumbers" => syntax.non_numeric_numbers = on,
+                        "allowBackslashEscapingAnyCharacter" => {
+                            syntax.backslash_escaping_any_character = on
+                        }
+                        "allowUnquotedControlChars" => syntax.unquoted_control_chars = on,
+                        "recursiveFileLookup" => o.folders.recursive_file_lookup = on,
+                        _ => {}
+                    }
+                }
             }
         }
         o.limit =

@@ -18,20 +18,20 @@ const SCHEMA: &str = "id BIGINT, type STRING, \
     created_at TIMESTAMP";
 
 /// One generated event, as the expected rows need it.
-struct Event {
-    id: i64,
-    kind: &'static str,
-    login: Option<String>,
-    size: Option<i32>,
-    commits: Option<usize>,
-    first_sha: Option<String>,
-    env: Option<String>,
+pub(crate) struct Event {
+    pub(crate) id: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) login: Option<String>,
+    pub(crate) size: Option<i32>,
+    pub(crate) commits: Option<usize>,
+    pub(crate) first_sha: Option<String>,
+    pub(crate) env: Option<String>,
 }
 
 /// Seeded GitHub-Archive-like events: 64-bit ids, optional actor, a payload by type (commits
 /// for pushes, an action for watches and issues), sometimes a map of attributes, microsecond
 /// times, and fields the schema does not name.
-fn generate(rng: &mut StdRng, n: usize, first_id: i64) -> (String, Vec<Event>) {
+pub(crate) fn generate(rng: &mut StdRng, n: usize, first_id: i64) -> (String, Vec<Event>) {
     let mut lines = String::new();
     let mut events = Vec::new();
     for i in 0..n {
@@ -92,7 +92,7 @@ fn generate(rng: &mut StdRng, n: usize, first_id: i64) -> (String, Vec<Event>) {
     (lines, events)
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
+pub(crate) fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or("NULL".into(), |x| x.to_string())
 }
 

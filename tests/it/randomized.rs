@@ -198,7 +198,7 @@ fn args(
 }
 
 /// Start a run and SIGKILL it after a random moment; whether it was still running then.
-fn run_and_kill(args: &[String], rng: &mut StdRng) -> bool {
+pub(crate) fn run_and_kill(args: &[String], rng: &mut StdRng) -> bool {
     let mut child = sluice()
         .args(args)
         .env("SLUICE_TEST_PAUSE_MS", rng.gen_range(0..30).to_string())

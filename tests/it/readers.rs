@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// Run tests/readers.py on a table; assert every reader returns `want`.
-fn assert_readers(
+pub(crate) fn assert_readers(
     python: &str,
     uri: &str,
     options: &HashMap<String, String>,

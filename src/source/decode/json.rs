@@ -1,19 +1,18 @@
 //! JSON lines. The fast path decodes the whole file with arrow-json in large batches; only a
 //! file that fails is decoded again line by line, so that parse modes can act on single records.
 
-use std::io::Cursor;
-use std::sync::Arc;
-
 use arrow::array::new_null_array;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow_json::reader::{infer_json_schema, Decoder, ReaderBuilder};
+use arrow_json::reader::{Decoder, ReaderBuilder};
 
 use super::collector::Collector;
 use super::flat_json;
+use super::lenient;
 use super::timestamps::{self, TimestampSpelling};
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
-use crate::source::options::ParseMode;
+use crate::source::infer::json::Inference;
+use crate::source::options::{ParseMode, SourceOptions};
 use crate::source::SourceError;
 
 pub(super) fn decode(
@@ -22,20 +21,57 @@ pub(super) fn decode(
     data: &[u8],
     first_line: usize,
 ) -> Result<Decoded, SourceError> {
+    if spec.options.json.multi_line {
+        return decode_multi_line(spec, path, data);
+    }
     let parsed = spec.parsed_schema();
-    let spelling = timestamp_spelling(spec, &parsed, data);
-    let format = spec.options.timestamp_format.as_deref();
-    // TIMESTAMP columns are read as text (numbers are epoch seconds, strings ISO-8601 or
-    // `timestampFormat`), except by the flat fast path over a file of epoch-second numbers,
-    // which reads them as seconds straight away.
-    let text_schema = timestamps::parse_schema(
-        &parsed,
-        match spelling {
+    let text_schema = text_schema(spec, &parsed, data);
+    if let Some(decoded) = decode_whole(spec, &parsed, data)? {
+        return Ok(decoded);
+    }
+    // Refused as strict JSON lines: Spark's lenient spellings, top-level arrays, objects in
+    // STRING fields (see `lenient`). Rewritten, the file may still decode at full speed.
+    let mut rewritten = Vec::new();
+    let record = DataType::Struct(text_schema.fields().clone());
+    if lenient::rewrite(
+        data,
+        spec.options.json.syntax,
+        Some(&record),
+        &mut rewritten,
+    )
+    .is_ok()
+    {
+        if let Some(decoded) = decode_whole(spec, &parsed, &rewritten)? {
+            return Ok(decoded);
+        }
+    }
+    decode_by_line(spec, (path, first_line), data, &text_schema, &parsed)
+}
+
+/// The schema the decoder fills: TIMESTAMP columns as text (numbers are epoch seconds,
+/// strings ISO-8601 or `timestampFormat`).
+fn text_schema(spec: &DecodeSpec, parsed: &SchemaRef, data: &[u8]) -> SchemaRef {
+    timestamps::parse_schema(
+        parsed,
+        match timestamp_spelling(spec, parsed, data) {
             TimestampSpelling::Custom => TimestampSpelling::Custom,
             _ => TimestampSpelling::Text,
         },
-    );
-    let seconds_schema = timestamps::parse_schema(&parsed, TimestampSpelling::EpochSeconds);
+    )
+}
+
+/// Decode strict JSON lines at full speed; `None` when a record needs the per-record path.
+fn decode_whole(
+    spec: &DecodeSpec,
+    parsed: &SchemaRef,
+    data: &[u8],
+) -> Result<Option<Decoded>, SourceError> {
+    let spelling = timestamp_spelling(spec, parsed, data);
+    let format = spec.options.timestamp_format.as_deref();
+    let text_schema = text_schema(spec, parsed, data);
+    // The flat fast path over a file of epoch-second numbers reads them as seconds straight
+    // away.
+    let seconds_schema = timestamps::parse_schema(parsed, TimestampSpelling::EpochSeconds);
     let seconds = (spelling == TimestampSpelling::EpochSeconds && seconds_schema != text_schema)
         .then(|| flat_json::decode(&seconds_schema, data))
         .flatten();
@@ -49,19 +85,56 @@ pub(super) fn decode(
     let converted = decoded.ok().and_then(|batches| {
         batches
             .into_iter()
-            .map(|b| timestamps::to_target_strict(b, &parsed, format).ok())
+            .map(|b| timestamps::to_target_strict(b, parsed, format).ok())
             .collect::<Option<Vec<_>>>()
     });
-    match converted {
-        Some(batches) => Ok(Decoded {
-            batches: batches
-                .into_iter()
-                .map(|b| spec.with_corrupt_column(b, None))
-                .collect::<Result<_, _>>()?,
-            malformed: 0,
-        }),
-        None => decode_by_line(spec, (path, first_line), data, &text_schema, &parsed),
+    let Some(batches) = converted else {
+        return Ok(None);
+    };
+    Ok(Some(Decoded {
+        batches: batches
+            .into_iter()
+            .map(|b| spec.with_corrupt_column(b, None))
+            .collect::<Result<_, _>>()?,
+        malformed: 0,
+    }))
+}
+
+/// `multiLine`: the file is one JSON value (an array: one row per element), or several
+/// whitespace-separated ones. A file that is not JSON is one malformed record: its whole text
+/// goes to the corrupt-record column under PERMISSIVE, as in Spark.
+fn decode_multi_line(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decoded, SourceError> {
+    let parsed = spec.parsed_schema();
+    let text_schema = text_schema(spec, &parsed, data);
+    let record = DataType::Struct(text_schema.fields().clone());
+    let mut lines = Vec::new();
+    if let Err(reason) = lenient::rewrite(data, spec.options.json.syntax, Some(&record), &mut lines)
+    {
+        return match spec.options.mode {
+            ParseMode::FailFast => Err(spec.malformed(path, 1, reason)),
+            ParseMode::DropMalformed => Ok(Decoded {
+                batches: Vec::new(),
+                malformed: 1,
+            }),
+            ParseMode::Permissive => {
+                let mut out = Collector::new(spec, &text_schema, &parsed);
+                let nulls = text_schema
+                    .fields()
+                    .iter()
+                    .map(|f| new_null_array(f.data_type(), 1))
+                    .collect();
+                out.push_corrupt(RecordBatch::try_new(text_schema.clone(), nulls)?, data)?;
+                Ok(Decoded {
+                    batches: out.finish()?,
+                    malformed: 1,
+                })
+            }
+        };
     }
+    if let Some(decoded) = decode_whole(spec, &parsed, &lines)? {
+        return Ok(decoded);
+    }
+    decode_by_line(spec, (path, 1), &lines, &text_schema, &parsed)
 }
 
 fn builder(schema: &SchemaRef) -> ReaderBuilder {
@@ -133,19 +206,36 @@ fn decode_by_line(
                 line.len()
             )));
         }
-        let probed = decode_one(&mut probe, line).and_then(|row| match row {
-            // A time that is not a time makes the record malformed.
-            Some(row) => timestamps::to_target_strict(row, parsed, format)
-                .map(Some)
-                .map_err(|e| arrow::error::ArrowError::JsonError(e.to_string())),
-            None => Ok(None),
-        });
+        let mut probed = probe_line(&mut probe, line, parsed, format);
+        let mut rewritten = Vec::new();
+        if probed.is_err() {
+            // Spark's lenient spellings, or an object in a STRING field: rewritten, it may fit.
+            probe = builder(parse_schema).build_decoder()?;
+            let record = DataType::Struct(parse_schema.fields().clone());
+            if lenient::rewrite(
+                line,
+                spec.options.json.syntax,
+                Some(&record),
+                &mut rewritten,
+            )
+            .is_ok()
+            {
+                probed = probe_line(&mut probe, &rewritten, parsed, format);
+            }
+        }
         match probed {
-            Ok(Some(_)) => {
-                good.decode(line)?;
+            Ok(Some(rows)) => {
+                let record = if rewritten.is_empty() {
+                    line
+                } else {
+                    &rewritten
+                };
+                good.decode(record)?;
                 good.decode(b"\n")?;
-                buffered += 1;
-                out.note_good();
+                buffered += rows;
+                for _ in 0..rows {
+                    out.note_good();
+                }
                 if buffered >= BATCH_ROWS {
                     out.push_rows(good.flush()?)?;
                     buffered = 0;
@@ -175,6 +265,23 @@ fn decode_by_line(
         batches: out.finish()?,
         malformed,
     })
+}
+
+/// Decode one line alone (it may hold several records: a top-level array); `Ok(rows)` when it
+/// fits the schema.
+fn probe_line(
+    probe: &mut Decoder,
+    line: &[u8],
+    parsed: &SchemaRef,
+    format: Option<&str>,
+) -> Result<Option<usize>, arrow::error::ArrowError> {
+    match decode_one(probe, line)? {
+        // A time that is not a time makes the record malformed.
+        Some(rows) => timestamps::to_target_strict(rows, parsed, format)
+            .map(|b| Some(b.num_rows()))
+            .map_err(|e| arrow::error::ArrowError::JsonError(e.to_string())),
+        None => Ok(None),
+    }
 }
 
 /// A record at least this long cannot be a string value (Arrow's 32-bit offsets).
@@ -227,40 +334,64 @@ fn timestamp_spelling(spec: &DecodeSpec, schema: &Schema, data: &[u8]) -> Timest
     TimestampSpelling::EpochSeconds
 }
 
-/// Infer a schema from sample files, as Spark does: numbers become BIGINT or DOUBLE, strings
-/// STRING, nested values are not supported (give a schema instead).
-pub fn infer_schema(samples: &[(String, Vec<u8>)]) -> Result<SchemaRef, SourceError> {
-    let mut merged: Option<Schema> = None;
+/// Infer a schema from sample files with Spark's rules (see [`crate::source::infer`]). Records
+/// in Spark's lenient spellings are read as the decoder reads them.
+pub fn infer_schema(
+    samples: &[(String, Vec<u8>)],
+    options: &SourceOptions,
+) -> Result<SchemaRef, SourceError> {
+    let json = &options.json;
+    let mut inference = Inference::new(
+        json.infer,
+        json.sampling_ratio,
+        options.mode,
+        &options.corrupt_column,
+    );
     for (path, data) in samples {
-        let (schema, _) = infer_json_schema(Cursor::new(data), Some(10_000)).map_err(|e| {
-            SourceError::Inference(format!("cannot infer a schema from {path}: {e}"))
-        })?;
-        merged = Some(match merged {
-            None => schema,
-            Some(prev) => Schema::try_merge([prev, schema]).map_err(|e| {
-                SourceError::Inference(format!("files disagree on column types ({e})"))
-            })?,
-        });
-    }
-    let schema = merged.unwrap_or_else(Schema::empty);
-    let mut fields = Vec::new();
-    for f in schema.fields() {
-        let dt = match f.data_type() {
-            DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean => {
-                f.data_type().clone()
+        let mut rewritten = Vec::new();
+        if json.multi_line {
+            // The whole file is the record (or, an array, its elements are).
+            match lenient::rewrite(data, json.syntax, None, &mut rewritten) {
+                Ok(()) => {}
+                Err(reason) => {
+                    inference
+                        .add(data)
+                        .map_err(|_| infer_error(path, 1, &reason))?;
+                    continue;
+                }
             }
-            DataType::Null => DataType::Utf8,
-            other => {
-                return Err(SourceError::Inference(format!(
-                "column `{}` holds {other} values, which inference does not support; pass --schema",
-                f.name()
-            )))
+        }
+        let lines: &[u8] = if json.multi_line { &rewritten } else { data };
+        let mut record = Vec::new();
+        let mut index = 0u64;
+        for (number, line) in lines.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-        };
-        fields.push(f.as_ref().clone().with_data_type(dt).with_nullable(true));
+            index += 1;
+            if !inference.samples(index - 1) {
+                continue;
+            }
+            let strict = serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok();
+            record.clear();
+            let line = if strict || lenient::rewrite(line, json.syntax, None, &mut record).is_err()
+            {
+                line
+            } else {
+                &record
+            };
+            inference
+                .add(line)
+                .map_err(|reason| infer_error(path, number + 1, &reason))?;
+        }
     }
-    fields.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(Arc::new(Schema::new(fields)))
+    Ok(inference.finish())
+}
+
+fn infer_error(path: &str, line: usize, reason: &str) -> SourceError {
+    SourceError::Inference(format!(
+        "cannot infer a schema: malformed record in {path} line {line}: {reason}; fix the file, pass --schema, or run with --option mode=PERMISSIVE"
+    ))
 }
 
 #[cfg(test)]
@@ -269,6 +400,7 @@ mod tests {
     use crate::source::options::{Format, SourceOptions};
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::{Field, Int64Type};
+    use std::sync::Arc;
 
     /// Regression: one bad line sent the file down a path that built one record batch per line
     /// and concatenated them all. Rows now come in batches of at most BATCH_ROWS, in order,
@@ -317,5 +449,92 @@ mod tests {
         assert_eq!(values, want.iter().collect::<Vec<_>>());
         assert_eq!(corrupt.iter().flatten().count(), 1);
         assert_eq!(corrupt[bad].as_deref(), Some("{\"v\": not json}"));
+    }
+
+    fn rows_of(spec: &DecodeSpec, data: &[u8]) -> (Vec<String>, usize) {
+        let decoded = decode(spec, "f.json", data, 1).unwrap();
+        let mut rows = Vec::new();
+        for b in &decoded.batches {
+            let text = arrow::util::pretty::pretty_format_batches(std::slice::from_ref(b))
+                .unwrap()
+                .to_string();
+            rows.extend(
+                text.lines()
+                    .skip(3)
+                    .filter(|l| l.starts_with('|'))
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
+            );
+        }
+        (rows, decoded.malformed)
+    }
+
+    fn spec_of(ddl: &str, pairs: &[(&str, &str)]) -> DecodeSpec {
+        let raw = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DecodeSpec {
+            schema: crate::source::ddl::parse_ddl(ddl).unwrap(),
+            format: Format::Json,
+            options: SourceOptions::from_map(&raw).unwrap(),
+        }
+    }
+
+    /// Spark reads single quotes and NaN/Infinity by default (allowSingleQuotes and
+    /// allowNonNumericNumbers default to true); a whole file of them still decodes in one go.
+    #[test]
+    fn spark_default_spellings_are_read() {
+        let spec = spec_of("a STRING, d DOUBLE", &[]);
+        let data =
+            b"{'a': 'x', 'd': NaN}\n{\"a\": \"y\", \"d\": -Infinity}\n{\"a\": \"z\", \"d\": 1.5}\n";
+        let (rows, malformed) = rows_of(&spec, data);
+        assert_eq!(malformed, 0);
+        assert_eq!(rows, ["| x | NaN |", "| y | -inf |", "| z | 1.5 |"]);
+        // allowSingleQuotes=false makes the first record malformed (PERMISSIVE keeps it).
+        let strict = spec_of(
+            "a STRING, d DOUBLE, _corrupt_record STRING",
+            &[("allowSingleQuotes", "false")],
+        );
+        let (rows, malformed) = rows_of(&strict, data);
+        assert_eq!(malformed, 1);
+        assert_eq!(rows[0], "| | | {'a': 'x', 'd': NaN} |");
+    }
+
+    /// An object where the schema has a STRING is kept as its JSON text (Spark's
+    /// JacksonParser), and a top-level array on a line is a row per element.
+    #[test]
+    fn objects_in_string_columns_and_top_level_arrays() {
+        let spec = spec_of("id BIGINT, payload STRING", &[]);
+        let data = b"{\"id\": 1, \"payload\": \"plain\"}\n{\"id\": 2, \"payload\": {\"k\": [1, 2]}}\n[{\"id\": 3}, {\"id\": 4, \"payload\": 5}]\n";
+        let (rows, malformed) = rows_of(&spec, data);
+        assert_eq!(malformed, 0);
+        assert_eq!(
+            rows,
+            [
+                "| 1 | plain |",
+                "| 2 | {\"k\":[1,2]} |",
+                "| 3 | |",
+                "| 4 | 5 |"
+            ]
+        );
+    }
+
+    /// multiLine: a pretty-printed document with a top-level array is a row per element; a
+    /// file that is not JSON is one corrupt record holding the whole file (Spark's multiLine
+    /// PERMISSIVE).
+    #[test]
+    fn multi_line_files() {
+        let spec = spec_of("a BIGINT, _corrupt_record STRING", &[("multiLine", "true")]);
+        let (rows, _) = rows_of(&spec, b"[\n  {\n    \"a\": 1\n  },\n  {\"a\": 2}\n]\n");
+        assert_eq!(rows, ["| 1 | |", "| 2 | |"]);
+        let decoded = decode(&spec, "f.json", b"{\n \"a\": 1,\n", 1).unwrap();
+        assert_eq!(decoded.malformed, 1);
+        assert_eq!(decoded.batches[0].num_rows(), 1);
+        let corrupt = decoded.batches[0]
+            .column(1)
+            .as_string::<i32>()
+            .value(0)
+            .to_string();
+        assert_eq!(corrupt, "{\n \"a\": 1,\n");
     }
 }

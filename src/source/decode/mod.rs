@@ -8,6 +8,7 @@ mod collector;
 mod csv;
 mod flat_json;
 mod json;
+mod lenient;
 mod parquet;
 mod text;
 mod timestamps;
