@@ -9,6 +9,9 @@
 //!     ──► part k = (bytes, first line number) ──► decode on a blocking thread
 //! ```
 //!
+//! Text in another charset, with a BOM or with `lineSep` becomes UTF-8 lines before it is cut
+//! (see [`super::transcode`]).
+//!
 //! A file's parts are read in order on a blocking thread of its own, which also decompresses it
 //! (by extension); their decoding runs in parallel with other parts and files. A single line
 //! longer than a part is kept whole (it cannot be cut), up to what one value can hold.
@@ -23,6 +26,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::compression::Codec;
+use super::transcode::Transcoder;
 use super::SourceError;
 
 /// About how many bytes one part of a file holds.
@@ -210,6 +214,7 @@ pub fn spawn_parts(
     codec: Codec,
     path: &str,
     cut: Cut,
+    mut transcoder: Transcoder,
 ) -> mpsc::Receiver<Result<Part, SourceError>> {
     let (tx, rx) = mpsc::channel(PARTS_AHEAD);
     let path: Arc<str> = Arc::from(path);
@@ -261,12 +266,25 @@ pub fn spawn_parts(
                 }
             };
             if n == 0 {
+                match transcoder.finish() {
+                    Ok(rest) => rechunker.push(&rest),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(unreadable(std::io::Error::other(e))));
+                        return;
+                    }
+                }
                 if let Some(part) = rechunker.finish() {
                     let _ = tx.blocking_send(Ok(part));
                 }
                 return;
             }
-            rechunker.push(&buf[..n]);
+            match transcoder.push(&buf[..n]) {
+                Ok(text) => rechunker.push(&text),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(unreadable(std::io::Error::other(e))));
+                    return;
+                }
+            }
             while let Some(part) = rechunker.cut() {
                 if tx.blocking_send(Ok(part)).is_err() {
                     return;

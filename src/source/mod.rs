@@ -18,6 +18,7 @@ mod listing;
 pub mod options;
 pub mod partitions;
 pub mod spark_schema;
+pub mod transcode;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -106,6 +107,11 @@ impl FileSource {
                     dir.display()
                 )));
             }
+        }
+        if options.json.line_sep.is_some() && format != Format::Json {
+            return Err(SourceError::InvalidOption(format!(
+                "option lineSep is read for JSON sources; {format} files end records at line ends: remove it"
+            )));
         }
         let io = Arc::new(IoStats::default());
         let store = storage::object_store(&location, &io)
@@ -225,10 +231,31 @@ impl FileSource {
     }
 
     async fn fetch(&self, file: &str) -> Result<bytes::Bytes, SourceError> {
-        match self.location.local_path() {
+        let data = match self.location.local_path() {
             Some(dir) => listing::read_local(dir, file).await,
             None => listing::read_store(&self.store, &self.location.prefix(), file).await,
+        }?;
+        if self.format == Format::Parquet {
+            return Ok(data);
         }
+        // Text in another charset, with a BOM, or with `lineSep` becomes UTF-8 lines.
+        let mut transcoder = self.transcoder();
+        let unreadable = |e: String| SourceError::Unreadable(format!("{file}: {e}"));
+        let text = transcoder.push(&data).map_err(unreadable)?;
+        let rest = transcoder.finish().map_err(unreadable)?;
+        Ok(match text {
+            std::borrow::Cow::Borrowed(_) if rest.is_empty() => data,
+            text => {
+                let mut all = text.into_owned();
+                all.extend_from_slice(&rest);
+                bytes::Bytes::from(all)
+            }
+        })
+    }
+
+    /// How this source's files become UTF-8 lines.
+    fn transcoder(&self) -> transcode::Transcoder {
+        transcode::Transcoder::new(self.options.encoding, self.options.json.line_sep.as_deref())
     }
 
     /// Infer the schema from (up to a few of) the listed files.
@@ -310,7 +337,13 @@ impl FileSource {
             _ if self.multi_line() => chunks::Cut::Never,
             _ => chunks::Cut::Lines,
         };
-        Ok(chunks::spawn_parts(source, codec, file, cut))
+        Ok(chunks::spawn_parts(
+            source,
+            codec,
+            file,
+            cut,
+            self.transcoder(),
+        ))
     }
 
     /// Read `files` with `schema`: fetches and decodes run concurrently (a file, or a part of a

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::transcode::Charset;
 use super::SourceError;
 use crate::duration::parse_duration;
 
@@ -93,6 +94,10 @@ pub struct SourceOptions {
     pub sep: u8,
     /// Format for string timestamps (chrono `strftime` syntax, or Spark's pattern letters).
     pub timestamp_format: Option<String>,
+    /// Format for string dates (`dateFormat`, Spark's pattern letters).
+    pub date_format: Option<String>,
+    /// The charset of files without a BOM (`encoding` / `charset`); `None`: UTF-8.
+    pub encoding: Option<Charset>,
     /// JSON: how records are spelled and inferred.
     pub json: JsonOptions,
     /// Folders: which files below the source are read, and partition columns.
@@ -111,6 +116,8 @@ pub struct JsonOptions {
     pub sampling_ratio: f64,
     /// The lenient spellings accepted (`allowSingleQuotes`, `allowComments`, ...).
     pub syntax: JsonSyntax,
+    /// What ends a record instead of a line end (`lineSep`).
+    pub line_sep: Option<String>,
 }
 
 impl Default for JsonOptions {
@@ -120,6 +127,7 @@ impl Default for JsonOptions {
             infer: Default::default(),
             sampling_ratio: 1.0,
             syntax: JsonSyntax::default(),
+            line_sep: None,
         }
     }
 }
@@ -180,6 +188,8 @@ impl Default for SourceOptions {
             header: false,
             sep: b',',
             timestamp_format: None,
+            date_format: None,
+            encoding: None,
             json: JsonOptions::default(),
             folders: FolderOptions::default(),
         }
@@ -213,6 +223,10 @@ const KNOWN: &[&str] = &[
     "pathGlobFilter",
     "recursiveFileLookup",
     "basePath",
+    "lineSep",
+    "encoding",
+    "charset",
+    "dateFormat",
 ];
 
 impl SourceOptions {
@@ -304,6 +318,23 @@ impl SourceOptions {
                         .filter(|r| *r > 0.0 && *r <= 1.0)
                         .ok_or_else(|| bad(key, v, "expected a number above 0 and at most 1"))?
                 }
+                "lineSep" => {
+                    let sep = unescape(value);
+                    if sep.is_empty() {
+                        return Err(bad(key, value, "expected a separator such as \\u001e or ;"));
+                    }
+                    o.json.line_sep = Some(sep)
+                }
+                "encoding" | "charset" => {
+                    o.encoding = Some(Charset::from_label(v).ok_or_else(|| {
+                        bad(
+                            key,
+                            v,
+                            "expected a charset such as UTF-8, UTF-16LE, UTF-32 or ISO-8859-1",
+                        )
+                    })?)
+                }
+                "dateFormat" => o.date_format = Some(v.to_string()),
                 "basePath" => {
                     if v.is_empty() {
                         return Err(bad(key, v, "expected a folder above the source"));
@@ -351,6 +382,42 @@ impl SourceOptions {
             };
         Ok(o)
     }
+}
+
+/// `\n`, `\r`, `\t`, `\u001e` and `\x1e` as the characters they name (a shell passes
+/// them as text).
+fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some(k @ ('u' | 'x')) => {
+                let len = if k == 'u' { 4 } else { 2 };
+                let hex: String = (0..len).filter_map(|_| chars.next()).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(ch) => out.push(ch),
+                    None => {
+                        out.push('\\');
+                        out.push(k);
+                        out.push_str(&hex);
+                    }
+                }
+            }
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -421,6 +488,16 @@ mod tests {
     }
 
     #[test]
+    fn line_separators_are_unescaped() {
+        let o = opts(&[("lineSep", "\\u001e")]).unwrap();
+        assert_eq!(o.json.line_sep.as_deref(), Some("\u{1e}"));
+        let o = opts(&[("lineSep", "\\r\\n")]).unwrap();
+        assert_eq!(o.json.line_sep.as_deref(), Some("\r\n"));
+        let o = opts(&[("lineSep", "||")]).unwrap();
+        assert_eq!(o.json.line_sep.as_deref(), Some("||"));
+    }
+
+    #[test]
     fn rejects_bad_options() {
         for (pairs, needle) in [
             (vec![("maxFilesPerTriger", "1")], "unknown source option"),
@@ -435,6 +512,9 @@ mod tests {
             ),
             (vec![("maxFileAge", "old")], "duration"),
             (vec![("sep", "ab")], "one-byte"),
+            (vec![("encoding", "klingon")], "charset"),
+            (vec![("samplingRatio", "0")], "above 0"),
+            (vec![("allowComments", "yes")], "true or false"),
         ] {
             let err = opts(&pairs).unwrap_err().to_string();
             assert!(err.contains(needle), "{pairs:?}: {err}");

@@ -477,3 +477,64 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Files in other charsets (a BOM, or Spark's `encoding`), records ended by `lineSep`, and
+/// dates in `dateFormat`.
+#[tokio::test]
+async fn charsets_line_separators_and_date_formats() {
+    let dir = tempdir();
+    let text = "{\"id\": 1, \"city\": \"Zürich\", \"day\": \"01/03/2024\"}\n{\"id\": 2, \"city\": \"東京\", \"day\": \"29/02/2024\"}\n";
+    let utf16le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let utf16be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let want = ["1|Zürich|2024-03-01", "2|東京|2024-02-29"];
+    let schema = "id BIGINT, city STRING, day DATE";
+    for (name, data, options) in [
+        ("bom", utf16le, vec!["dateFormat=dd/MM/yyyy"]),
+        (
+            "be",
+            utf16be,
+            vec!["encoding=UTF-16BE", "dateFormat=dd/MM/yyyy"],
+        ),
+        (
+            "rs",
+            text.replace('\n', "\u{1e}")
+                .replace(", \"city\"", ",\n \"city\"")
+                .into_bytes(),
+            vec!["lineSep=\\u001e", "dateFormat=dd/MM/yyyy"],
+        ),
+    ] {
+        let src = dir.path().join(format!("src-{name}"));
+        write(&src.join("f.json"), &data);
+        for (kind, chunk) in [("whole", "100000000"), ("parts", "20")] {
+            let table = dir.path().join(format!("{name}-{kind}"));
+            let mut args = vec![
+                "run",
+                "--source",
+                src.to_str().unwrap(),
+                "--sink",
+                table.to_str().unwrap(),
+                "--schema",
+                schema,
+                "--option",
+                "mode=FAILFAST",
+            ];
+            for o in &options {
+                args.extend(["--option", o]);
+            }
+            let out = sluice()
+                .args(&args)
+                .env("SLUICE_TEST_CHUNK_BYTES", chunk)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{name} {kind}: {}", stderr(&out));
+            assert_eq!(
+                table_rows(&table, "SELECT * FROM t").await,
+                want,
+                "{name} {kind}"
+            );
+        }
+    }
+}

@@ -840,3 +840,36 @@ async fn a_file_mixing_iso_and_epoch_times_reads_each_as_what_it_is() {
         ["e|false|false", "f|true|true"]
     );
 }
+
+/// Regression: a file starting with a UTF-8 byte-order mark (as Windows tools write them) made
+/// its first record malformed — with an inferred schema, a column named after the BOM too.
+/// Spark (Jackson) reads the BOM as no text; so does Sluice now, in small and large files.
+#[tokio::test]
+async fn utf8_bom_at_file_start_kept_the_first_record_whole() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut body = vec![0xEF, 0xBB, 0xBF];
+    body.extend_from_slice(b"{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \"name\": \"b\"}\n");
+    std::fs::write(src.join("bom.json"), &body).unwrap();
+    for (name, chunk) in [("whole", "100000000"), ("parts", "16")] {
+        let table = dir.path().join(name);
+        let out = sluice()
+            .args([
+                "run",
+                "--source",
+                src.to_str().unwrap(),
+                "--sink",
+                table.to_str().unwrap(),
+            ])
+            .env("SLUICE_TEST_CHUNK_BYTES", chunk)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            table_rows(&table, "SELECT * FROM t").await,
+            ["1|a", "2|b"],
+            "{name}"
+        );
+    }
+}

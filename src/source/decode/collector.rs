@@ -99,7 +99,7 @@ impl<'a> Collector<'a> {
         if rows == 0 {
             return Ok(());
         }
-        let format = self.spec.options.timestamp_format.as_deref();
+        let format = self.spec.formats();
         let all = concat_batches(self.parse_schema, &self.pieces)?;
         let all = timestamps::to_target(all, self.parsed, format)?;
         // The corrupt texts of these rows: the first `rows` of the list (later notes belong to

@@ -37,8 +37,8 @@ pub(super) fn decode(
     } else {
         TimestampSpelling::Iso
     };
-    let parse_schema = timestamps::parse_schema(&parsed, spelling);
-    let format = spec.options.timestamp_format.as_deref();
+    let parse_schema = timestamps::parse_schema(&parsed, spelling, spec.formats());
+    let format = spec.formats();
     let fast: Result<Vec<RecordBatch>, _> = builder(&parse_schema, &spec.options, header)
         .build_buffered(Cursor::new(data))
         .and_then(|reader| reader.collect());

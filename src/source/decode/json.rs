@@ -57,6 +57,7 @@ fn text_schema(spec: &DecodeSpec, parsed: &SchemaRef, data: &[u8]) -> SchemaRef 
             TimestampSpelling::Custom => TimestampSpelling::Custom,
             _ => TimestampSpelling::Text,
         },
+        spec.formats(),
     )
 }
 
@@ -67,11 +68,12 @@ fn decode_whole(
     data: &[u8],
 ) -> Result<Option<Decoded>, SourceError> {
     let spelling = timestamp_spelling(spec, parsed, data);
-    let format = spec.options.timestamp_format.as_deref();
+    let format = spec.formats();
     let text_schema = text_schema(spec, parsed, data);
     // The flat fast path over a file of epoch-second numbers reads them as seconds straight
     // away.
-    let seconds_schema = timestamps::parse_schema(parsed, TimestampSpelling::EpochSeconds);
+    let seconds_schema =
+        timestamps::parse_schema(parsed, TimestampSpelling::EpochSeconds, spec.formats());
     let seconds = (spelling == TimestampSpelling::EpochSeconds && seconds_schema != text_schema)
         .then(|| flat_json::decode(&seconds_schema, data))
         .flatten();
@@ -193,7 +195,7 @@ fn decode_by_line(
     let mut out = Collector::new(spec, parse_schema, parsed);
     let mut buffered = 0usize;
     let mut malformed = 0usize;
-    let format = spec.options.timestamp_format.as_deref();
+    let format = spec.formats();
     for (index, raw) in data.split(|b| *b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -273,7 +275,7 @@ fn probe_line(
     probe: &mut Decoder,
     line: &[u8],
     parsed: &SchemaRef,
-    format: Option<&str>,
+    format: timestamps::Formats<'_>,
 ) -> Result<Option<usize>, arrow::error::ArrowError> {
     match decode_one(probe, line)? {
         // A time that is not a time makes the record malformed.

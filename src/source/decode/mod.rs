@@ -62,6 +62,14 @@ impl DecodeSpec {
             .filter(|i| self.schema.field(*i).data_type() == &DataType::Utf8)
     }
 
+    /// The text formats of times (`timestampFormat`, `dateFormat`).
+    fn formats(&self) -> timestamps::Formats<'_> {
+        timestamps::Formats {
+            timestamp: self.options.timestamp_format.as_deref(),
+            date: self.options.date_format.as_deref(),
+        }
+    }
+
     /// The schema the parser fills: the source schema less the corrupt-record column.
     fn parsed_schema(&self) -> SchemaRef {
         match self.corrupt_index() {

@@ -26,12 +26,29 @@ pub enum TimestampSpelling {
     Text,
 }
 
-/// The schema a parser should fill for a target schema, given the spelling of timestamps.
-pub fn parse_schema(target: &SchemaRef, spelling: TimestampSpelling) -> SchemaRef {
+/// The text formats of a source's times (`timestampFormat`, `dateFormat`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Formats<'a> {
+    /// `timestampFormat`.
+    pub timestamp: Option<&'a str>,
+    /// `dateFormat`.
+    pub date: Option<&'a str>,
+}
+
+/// The schema a parser should fill for a target schema, given the spelling of timestamps
+/// (and, with a `dateFormat`, DATE columns read as text).
+pub fn parse_schema(
+    target: &SchemaRef,
+    spelling: TimestampSpelling,
+    formats: Formats<'_>,
+) -> SchemaRef {
     let fields: Vec<Field> = target
         .fields()
         .iter()
         .map(|f| match (f.data_type(), spelling) {
+            (DataType::Date32, _) if formats.date.is_some() => {
+                f.as_ref().clone().with_data_type(DataType::Utf8)
+            }
             (DataType::Timestamp(_, tz), TimestampSpelling::EpochSeconds) => f
                 .as_ref()
                 .clone()
@@ -50,7 +67,7 @@ pub fn parse_schema(target: &SchemaRef, spelling: TimestampSpelling) -> SchemaRe
 pub fn to_target(
     batch: RecordBatch,
     target: &SchemaRef,
-    format: Option<&str>,
+    format: Formats<'_>,
 ) -> Result<RecordBatch, SourceError> {
     convert(batch, target, format, false)
 }
@@ -59,7 +76,7 @@ pub fn to_target(
 pub fn to_target_strict(
     batch: RecordBatch,
     target: &SchemaRef,
-    format: Option<&str>,
+    format: Formats<'_>,
 ) -> Result<RecordBatch, SourceError> {
     convert(batch, target, format, true)
 }
@@ -67,14 +84,20 @@ pub fn to_target_strict(
 fn convert(
     batch: RecordBatch,
     target: &SchemaRef,
-    format: Option<&str>,
+    formats: Formats<'_>,
     strict: bool,
 ) -> Result<RecordBatch, SourceError> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (column, field) in batch.columns().iter().zip(target.fields()) {
+        let text = column.data_type() == &DataType::Utf8;
         if column.data_type() == field.data_type() {
             columns.push(column.clone());
-        } else if let (DataType::Utf8, Some(fmt)) = (column.data_type(), format) {
+        } else if let (true, DataType::Date32, Some(fmt)) = (text, field.data_type(), formats.date)
+        {
+            columns.push(parse_dates(column, fmt, strict)?);
+        } else if let (true, DataType::Timestamp(..), Some(fmt)) =
+            (text, field.data_type(), formats.timestamp)
+        {
             columns.push(parse_with_format(column, fmt, field.data_type())?);
         } else if let (DataType::Utf8, DataType::Timestamp(_, tz)) =
             (column.data_type(), field.data_type())
@@ -152,6 +175,34 @@ fn parse_with_format(
     Ok(Arc::new(
         TimestampMicrosecondArray::from(values).with_timezone_opt(tz),
     ))
+}
+
+/// DATE text in Spark's `dateFormat`: unreadable text is an error when `strict` (the record is
+/// malformed), else NULL.
+fn parse_dates(column: &ArrayRef, format: &str, strict: bool) -> Result<ArrayRef, SourceError> {
+    let strings = column
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| SourceError::InvalidOption("dateFormat needs string values".into()))?;
+    let chrono_fmt = to_chrono_format(format);
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut values = Vec::with_capacity(strings.len());
+    for value in strings.iter() {
+        let day = match value {
+            None => None,
+            Some(s) => match chrono::NaiveDate::parse_from_str(s.trim(), &chrono_fmt) {
+                Ok(d) => i32::try_from((d - epoch).num_days()).ok(),
+                Err(_) if strict => {
+                    return Err(SourceError::InvalidSchema(format!(
+                        "`{s}` is not a date in the format {format}"
+                    )))
+                }
+                Err(_) => None,
+            },
+        };
+        values.push(day);
+    }
+    Ok(Arc::new(arrow::array::Date32Array::from(values)))
 }
 
 fn parse_one(s: &str, fmt: &str) -> Option<i64> {
