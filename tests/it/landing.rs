@@ -538,3 +538,90 @@ async fn charsets_line_separators_and_date_formats() {
         }
     }
 }
+
+/// Put objects (key, bytes) into a moto bucket, keys used as written.
+async fn put_objects(moto: &Moto, bucket: &str, objects: &[(&str, Vec<u8>)]) {
+    use object_store::ObjectStoreExt;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://127.0.0.1:{}", moto.port()))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_bucket_name(bucket)
+        .build()
+        .unwrap();
+    for (key, data) in objects {
+        let path = object_store::path::Path::parse(key).unwrap();
+        store.put(&path, data.clone().into()).await.unwrap();
+    }
+}
+
+/// The same folders on S3: partition columns from `key=value` prefixes, hidden prefixes
+/// skipped, `_metadata.file_path` an `s3://` URI, a glob in the source, multi-line documents.
+#[tokio::test]
+async fn partitions_globs_and_multi_line_documents_on_s3() {
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    moto.create_bucket("land");
+    put_objects(
+        &moto,
+        "land",
+        &[
+            (
+                "logs/date=2024-03-01/hour=03/a b.json.gz",
+                gzip(b"{\"id\": 1}\n{\"id\": 2}\n"),
+            ),
+            (
+                "logs/date=2024-03-02/hour=11/b.json",
+                b"[{\"id\": 3},\n {\"id\": 4}]\n".to_vec(),
+            ),
+            ("logs/_temporary/0/x.json", b"{\"id\": -1}\n".to_vec()),
+            (
+                "other/date=2024-03-03/hour=00/c.json",
+                b"{\"id\": 5}\n".to_vec(),
+            ),
+        ],
+    )
+    .await;
+    let dir = tempdir();
+    let table = dir.path().join("t");
+    moto.run_ok(&[
+        "run",
+        "--source",
+        "s3://land/logs",
+        "--sink",
+        table.to_str().unwrap(),
+        "--option",
+        "multiLine=true",
+        "--sql",
+        "SELECT id, date, hour, _metadata.file_path AS path FROM source",
+    ]);
+    assert_eq!(
+        table_rows(&table, "SELECT * FROM t").await,
+        [
+            "1|2024-03-01|3|s3://land/logs/date=2024-03-01/hour=03/a%20b.json.gz",
+            "2|2024-03-01|3|s3://land/logs/date=2024-03-01/hour=03/a%20b.json.gz",
+            "3|2024-03-02|11|s3://land/logs/date=2024-03-02/hour=11/b.json",
+            "4|2024-03-02|11|s3://land/logs/date=2024-03-02/hour=11/b.json",
+        ]
+    );
+    // A glob over the bucket's top folders: partition discovery starts below what it matched.
+    let globbed = dir.path().join("globbed");
+    moto.run_ok(&[
+        "run",
+        "--source",
+        "s3://land/*/date=2024-03-0[13]",
+        "--sink",
+        globbed.to_str().unwrap(),
+        "--option",
+        "multiLine=true",
+        "--sql",
+        "SELECT id, hour FROM source",
+    ]);
+    assert_eq!(
+        table_rows(&globbed, "SELECT * FROM t").await,
+        ["1|3", "2|3", "5|0"]
+    );
+}

@@ -17,6 +17,7 @@ mod parse_modes;
 mod randomized;
 mod readers;
 mod regression;
+mod regression_source;
 mod restart;
 mod s3;
 mod shapes;
