@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -55,6 +56,8 @@ pub struct QueryPlan {
     window: Option<WindowSpec>,
     watermark: Option<Watermark>,
     kind: QueryKind,
+    /// The source columns the query reads (`None`: all).
+    read_columns: Option<Vec<String>>,
 }
 
 impl fmt::Debug for QueryPlan {
@@ -74,6 +77,41 @@ fn session() -> SessionContext {
     options.sql_parser.map_string_types_to_utf8view = false;
     options.execution.time_zone = Some("UTC".into());
     SessionContext::new_with_config(config)
+}
+
+/// The source columns an optimized plan scans, plus the window's and watermark's time column;
+/// `None` when it reads them all (or the plan does not say).
+async fn read_columns(
+    df: datafusion::dataframe::DataFrame,
+    source_name: &str,
+    source: &SchemaRef,
+    window_time: Option<&str>,
+    watermark: Option<&str>,
+) -> Option<Vec<String>> {
+    let plan = df.into_optimized_plan().ok()?;
+    let mut names: Vec<String> = Vec::new();
+    let mut all = false;
+    let _ = plan.apply(|node| {
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.table() == source_name {
+                match &scan.projection {
+                    Some(indices) => names.extend(
+                        indices
+                            .iter()
+                            .filter_map(|i| scan.source.schema().fields().get(*i).cloned())
+                            .map(|f| f.name().clone()),
+                    ),
+                    None => all = true,
+                }
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    names.extend(window_time.into_iter().chain(watermark).map(str::to_string));
+    names.retain(|n| source.field_with_name(n).is_ok());
+    names.sort();
+    names.dedup();
+    (!all && !names.is_empty() && names.len() < source.fields().len()).then_some(names)
 }
 
 fn sql_options() -> SQLOptions {
@@ -171,6 +209,14 @@ impl QueryPlan {
             }
         };
         let output_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let read_columns = read_columns(
+            df.clone(),
+            source_name,
+            &source_schema,
+            window.as_ref().map(|w| w.time_column.as_str()),
+            watermark.as_ref().map(|w| w.column.as_str()),
+        )
+        .await;
         let _ = ctx.deregister_table(source_name);
         Ok(QueryPlan {
             ctx,
@@ -182,7 +228,14 @@ impl QueryPlan {
             window,
             watermark,
             kind,
+            read_columns,
         })
+    }
+
+    /// The source columns the query reads, when it reads fewer than all (Spark's column
+    /// pruning: only these need decoding).
+    pub fn read_columns(&self) -> Option<&[String]> {
+        self.read_columns.as_deref()
     }
 
     /// The query's output schema (as DataFusion produces it).

@@ -38,9 +38,16 @@ pub fn metadata_type() -> DataType {
     ]))
 }
 
-/// Does the query read `_metadata`? (Spark adds it only to queries that name it.)
+/// Does the query name `_metadata` (as a name of its own, not part of a longer one)? Spark
+/// adds the column only to queries that name it.
 pub fn wants_metadata(sql: &str) -> bool {
-    sql.to_ascii_lowercase().contains(METADATA)
+    let lower = sql.to_ascii_lowercase();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    lower.match_indices(METADATA).any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| lower.as_bytes()[i]);
+        let after = lower.as_bytes().get(at + METADATA.len()).copied();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
 }
 
 /// `schema` with `_metadata` after its columns.
@@ -77,7 +84,8 @@ impl FileColumns {
         name == METADATA || self.partitioning.columns.iter().any(|c| c == name)
     }
 
-    /// Does a stream of `full` need anything added to decoded batches?
+    /// Does a stream of `full` need anything added to decoded batches (besides columns not
+    /// decoded)?
     pub fn adds_to(&self, full: &Schema) -> bool {
         full.fields().iter().any(|f| self.is_file_column(f.name()))
     }
@@ -131,14 +139,11 @@ impl FileColumns {
                     }
                 }
             } else {
-                data.column_by_name(name)
-                    .ok_or_else(|| {
-                        SourceError::Unreadable(format!(
-                            "{}: decoded rows lack column {name}",
-                            file.path
-                        ))
-                    })?
-                    .clone()
+                // A column the query does not read was not decoded: NULL.
+                match data.column_by_name(name) {
+                    Some(column) => column.clone(),
+                    None => new_null_array(field.data_type(), rows),
+                }
             };
             columns.push(column);
         }
@@ -181,6 +186,13 @@ impl FileColumns {
 mod tests {
     use super::*;
     use arrow::array::AsArray;
+
+    #[test]
+    fn metadata_is_named_as_a_word() {
+        assert!(wants_metadata("SELECT _metadata.file_name FROM s"));
+        assert!(wants_metadata("SELECT `_metadata`['file_size'] FROM s"));
+        assert!(!wants_metadata("SELECT file_metadata, _metadata_x FROM s"));
+    }
 
     #[test]
     fn partition_values_and_metadata_fill_their_columns() {

@@ -76,6 +76,9 @@ pub enum SourceError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
+/// Files opened ahead of the one being decoded (each holds at most a part or two in memory).
+const FILES_AHEAD: usize = 2;
+
 /// How many sample files schema inference reads.
 const INFER_SAMPLE_FILES: usize = 8;
 
@@ -93,6 +96,8 @@ pub struct FileSource {
     filter: glob::FileFilter,
     /// Partition columns and `_metadata`.
     file_columns: FileColumns,
+    /// The columns the query reads (`None`: all); the others are not decoded.
+    read_columns: Option<Vec<String>>,
 }
 
 impl FileSource {
@@ -147,7 +152,14 @@ impl FileSource {
             warned: Arc::default(),
             filter,
             file_columns,
+            read_columns: None,
         })
+    }
+
+    /// Decode only these columns (the ones the query reads; Spark's column pruning): the
+    /// others come out NULL. `None` decodes every column.
+    pub fn set_read_columns(&mut self, columns: Option<Vec<String>>) {
+        self.read_columns = columns;
     }
 
     /// The partition columns of the files listed (Spark's partition discovery; none with
@@ -214,7 +226,9 @@ impl FileSource {
     /// List the files of the source (see [`listing`] for what is skipped).
     pub async fn list(&self) -> Result<Vec<FileEntry>, SourceError> {
         let mut files = self.list_all().await?;
-        files.retain(|f| self.filter.selects(&f.path));
+        if self.filter != glob::FileFilter::default() {
+            files.retain(|f| self.filter.selects(&f.path));
+        }
         Ok(files)
     }
 
@@ -244,7 +258,8 @@ impl FileSource {
         let text = transcoder.push(&data).map_err(unreadable)?;
         let rest = transcoder.finish().map_err(unreadable)?;
         Ok(match text {
-            std::borrow::Cow::Borrowed(_) if rest.is_empty() => data,
+            // Plain UTF-8 (less a BOM): the bytes read, not a copy.
+            std::borrow::Cow::Borrowed(text) if rest.is_empty() => data.slice_ref(text),
             text => {
                 let mut all = text.into_owned();
                 all.extend_from_slice(&rest);
@@ -355,18 +370,28 @@ impl FileSource {
         files: Vec<FileEntry>,
         schema: SchemaRef,
     ) -> BoxStream<'static, Result<Decoded, SourceError>> {
+        let data = self.file_columns.data_schema(&schema);
+        let decoded = match &self.read_columns {
+            Some(columns) => pruned(&data, columns),
+            None => data.clone(),
+        };
         let spec = Arc::new(DecodeSpec {
-            schema: self.file_columns.data_schema(&schema),
+            schema: decoded.clone(),
             format: self.format,
             options: self.options.clone(),
         });
-        let full = self.file_columns.adds_to(&schema).then_some(schema);
+        let full = (self.file_columns.adds_to(&schema)
+            || decoded.fields().len() < data.fields().len())
+        .then_some(schema);
         let this = self.clone();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // The next files are opened ahead (a file read in parts starts being read and
+        // decompressed on its own thread when opened), so files decompress in parallel while
+        // the parts of earlier ones decode.
         stream::iter(files)
-            .flat_map(move |file| {
+            .map(move |file| {
                 let jobs = this.clone().decode_jobs(file.clone(), spec.clone());
-                match &full {
+                future::ready(match &full {
                     None => jobs,
                     Some(full) => {
                         let (columns, full) = (this.file_columns.clone(), full.clone());
@@ -378,8 +403,10 @@ impl FileSource {
                         })
                         .boxed()
                     }
-                }
+                })
             })
+            .buffered(FILES_AHEAD)
+            .flatten()
             .buffered(parallel)
             .boxed()
     }
@@ -399,7 +426,13 @@ impl FileSource {
             }
             Err(e) => return stream::once(future::ready(failed(e))).boxed(),
         };
-        let opened = async move { self.open_parts(&file.path, codec).await };
+        // Opened now, not when the first part is asked for (see `read`).
+        let opening = tokio::spawn(async move { self.open_parts(&file.path, codec).await });
+        let opened = async move {
+            opening
+                .await
+                .map_err(|e| SourceError::Unreadable(format!("opening stopped: {e}")))?
+        };
         stream::once(opened)
             .flat_map(move |opened| match opened {
                 Err(e) => stream::once(future::ready(failed(e))).boxed(),
@@ -432,6 +465,22 @@ fn complete(
             .collect::<Result<_, _>>()?,
         malformed: decoded.malformed,
     })
+}
+
+/// The fields of `schema` named in `columns` (at least one field, so rows are counted).
+fn pruned(schema: &SchemaRef, columns: &[String]) -> SchemaRef {
+    let kept: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| columns.contains(f.name()))
+        .cloned()
+        .collect();
+    match kept.is_empty() {
+        true => Arc::new(arrow::datatypes::Schema::new(
+            schema.fields().iter().take(1).cloned().collect::<Vec<_>>(),
+        )),
+        false => Arc::new(arrow::datatypes::Schema::new(kept)),
+    }
 }
 
 /// The folders from `base` (`basePath`) down to the source `location`.

@@ -88,6 +88,11 @@ impl Transcoder {
     /// Convert the next piece of the file.
     pub fn push<'a>(&mut self, piece: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
         let input: Cow<'a, [u8]> = match self.state {
+            // A first piece long enough to show a BOM is decided on without a copy.
+            State::Undecided if self.head.is_empty() && piece.len() >= 4 => {
+                let start = self.decide(piece);
+                Cow::Borrowed(&piece[start..])
+            }
             State::Undecided => {
                 self.head.extend_from_slice(piece);
                 if self.head.len() < 4 {
@@ -285,6 +290,13 @@ mod tests {
 
     #[test]
     fn plain_utf8_passes_through_without_copies() {
+        let mut t = Transcoder::new(None, None);
+        let file = b"{\"a\": 1}\n";
+        assert!(matches!(t.push(file).unwrap(), Cow::Borrowed(b) if b.len() == file.len()));
+        let mut t = Transcoder::new(None, None);
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(file);
+        assert!(matches!(t.push(&bom).unwrap(), Cow::Borrowed(b) if b == file));
         let mut t = Transcoder::new(None, None);
         let _ = t.push(b"{\"a\"").unwrap();
         let piece = b": 1}\n";

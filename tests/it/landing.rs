@@ -315,6 +315,45 @@ async fn globs_and_path_glob_filter_choose_the_files() {
         table_rows(&table, "SELECT * FROM t").await,
         ["1|NULL|true", "2|NULL|true", "5|eu|true"]
     );
+    // basePath: partition discovery starts above the source (Spark's `basePath`), so the
+    // source's own `region=eu` folder is a column; recursiveFileLookup turns discovery off.
+    let based = dir.path().join("based");
+    run_ok(&[
+        "run",
+        "--source",
+        src.join("2024/03/region=eu").to_str().unwrap(),
+        "--sink",
+        based.to_str().unwrap(),
+        "--option",
+        &format!("basePath={}", src.join("2024").display()),
+    ]);
+    assert_eq!(table_rows(&based, "SELECT * FROM t").await, ["5|eu"]);
+    let flat = dir.path().join("flat");
+    run_ok(&[
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--sink",
+        flat.to_str().unwrap(),
+        "--option",
+        "recursiveFileLookup=true",
+        "--option",
+        "pathGlobFilter=*.json",
+    ]);
+    assert_eq!(
+        table_rows(&flat, "SELECT * FROM t").await,
+        ["1", "2", "4", "5"]
+    );
+    let out = run(&[
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--sink",
+        dir.path().join("x").to_str().unwrap(),
+        "--option",
+        &format!("basePath={}", dir.path().join("elsewhere").display()),
+    ]);
+    assert!(stderr(&out).contains("basePath"), "{}", stderr(&out));
     // A query of a source path is bound to it: the glob is part of the source's identity.
     let out = run(&[
         "run",

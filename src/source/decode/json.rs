@@ -25,10 +25,10 @@ pub(super) fn decode(
         return decode_multi_line(spec, path, data);
     }
     let parsed = spec.parsed_schema();
-    let text_schema = text_schema(spec, &parsed, data);
     if let Some(decoded) = decode_whole(spec, &parsed, data)? {
         return Ok(decoded);
     }
+    let text_schema = text_schema(spec, &parsed, data);
     // Refused as strict JSON lines: Spark's lenient spellings, top-level arrays, objects in
     // STRING fields (see `lenient`). Rewritten, the file may still decode at full speed.
     let mut rewritten = Vec::new();
@@ -51,9 +51,17 @@ pub(super) fn decode(
 /// The schema the decoder fills: TIMESTAMP columns as text (numbers are epoch seconds,
 /// strings ISO-8601 or `timestampFormat`).
 fn text_schema(spec: &DecodeSpec, parsed: &SchemaRef, data: &[u8]) -> SchemaRef {
+    text_schema_for(spec, parsed, timestamp_spelling(spec, parsed, data))
+}
+
+fn text_schema_for(
+    spec: &DecodeSpec,
+    parsed: &SchemaRef,
+    spelling: TimestampSpelling,
+) -> SchemaRef {
     timestamps::parse_schema(
         parsed,
-        match timestamp_spelling(spec, parsed, data) {
+        match spelling {
             TimestampSpelling::Custom => TimestampSpelling::Custom,
             _ => TimestampSpelling::Text,
         },
@@ -69,7 +77,7 @@ fn decode_whole(
 ) -> Result<Option<Decoded>, SourceError> {
     let spelling = timestamp_spelling(spec, parsed, data);
     let format = spec.formats();
-    let text_schema = text_schema(spec, parsed, data);
+    let text_schema = text_schema_for(spec, parsed, spelling);
     // The flat fast path over a file of epoch-second numbers reads them as seconds straight
     // away.
     let seconds_schema =
