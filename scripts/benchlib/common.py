@@ -42,6 +42,29 @@ def write_batch(table, data, mode, app, batch_id):
         )
 
 
+def stream_into_delta(result, mode, table, checkpoint, app):
+    """Spark's side of a job: run a streaming result to the end of its input (availableNow),
+    each micro-batch written by foreachBatch with a txn (app, batch id), skipping a batch the
+    table already holds (exactly once across restarts)."""
+    from deltalake import DeltaTable
+
+    def write(df, batch_id):
+        if DeltaTable.is_deltatable(table):
+            done = DeltaTable(table).transaction_version(app)
+            if done is not None and done >= batch_id:
+                return
+        write_batch(table, df.toArrow(), mode, app, batch_id)
+
+    query = (
+        result.writeStream.outputMode(mode)
+        .foreachBatch(write)
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+
+
 def _rss_kb(pid):
     try:
         with open(f"/proc/{pid}/statm") as f:

@@ -8,12 +8,11 @@ foreachBatch + Python deltalake with a txn per batch.
 import os
 import sys
 
-from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import write_batch  # noqa: E402
+from common import stream_into_delta  # noqa: E402
 from nested_common import FILES_PER_TRIGGER, JOBS, SCHEMA_DDL  # noqa: E402
 
 APP = "spark-peer"
@@ -43,21 +42,7 @@ def main():
     else:
         result = events.groupBy(F.window("created_at", "1 hour").alias("window"), "type").count()
 
-    def write(df, batch_id):
-        if DeltaTable.is_deltatable(table):
-            done = DeltaTable(table).transaction_version(APP)
-            if done is not None and done >= batch_id:
-                return
-        write_batch(table, df.toArrow(), mode, APP, batch_id)
-
-    query = (
-        result.writeStream.outputMode(mode)
-        .foreachBatch(write)
-        .option("checkpointLocation", checkpoint)
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination()
+    stream_into_delta(result, mode, table, checkpoint, APP)
     spark.stop()
 
 

@@ -8,12 +8,11 @@ per batch (Spark's own Delta sink needs jars from Maven, which this machine cann
 import os
 import sys
 
-from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import FILES_PER_TRIGGER, JOBS, SCHEMA_DDL, write_batch  # noqa: E402
+from common import FILES_PER_TRIGGER, JOBS, SCHEMA_DDL, stream_into_delta  # noqa: E402
 
 APP = "spark-peer"
 
@@ -43,22 +42,7 @@ def main():
         w = F.window("time", duration, slide) if slide else F.window("time", duration)
         result = events.groupBy(w.alias("window"), "action").count()
 
-    def write(df, batch_id):
-        # Exactly once across restarts: skip a batch the table already holds.
-        if DeltaTable.is_deltatable(table):
-            done = DeltaTable(table).transaction_version(APP)
-            if done is not None and done >= batch_id:
-                return
-        write_batch(table, df.toArrow(), mode, APP, batch_id)
-
-    query = (
-        result.writeStream.outputMode(mode)
-        .foreachBatch(write)
-        .option("checkpointLocation", checkpoint)
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination()
+    stream_into_delta(result, mode, table, checkpoint, APP)
     spark.stop()
 
 

@@ -340,6 +340,16 @@ impl Moto {
 
     /// Upload files under `prefix` of `bucket`, one after the other.
     pub async fn upload(&self, bucket: &str, prefix: &str, files: &[PathBuf]) {
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy();
+            let key = object_store::path::Path::from(format!("{prefix}/{name}"));
+            self.put(bucket, key.as_ref(), std::fs::read(f).unwrap())
+                .await;
+        }
+    }
+
+    /// Put one object, its key used as written.
+    pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) {
         use object_store::ObjectStoreExt;
         let store = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(format!("http://127.0.0.1:{}", self.port))
@@ -350,14 +360,8 @@ impl Moto {
             .with_bucket_name(bucket)
             .build()
             .unwrap();
-        for f in files {
-            let name = f.file_name().unwrap().to_string_lossy();
-            let path = object_store::path::Path::from(format!("{prefix}/{name}"));
-            store
-                .put(&path, std::fs::read(f).unwrap().into())
-                .await
-                .unwrap();
-        }
+        let path = object_store::path::Path::parse(key).unwrap();
+        store.put(&path, data.into()).await.unwrap();
     }
 
     /// Run sluice with this server's settings and require success.

@@ -4,22 +4,16 @@
 //! back by Python deltalake, Polars and DuckDB.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::common::*;
+use crate::compressed::gzip;
 use crate::nested::{generate, opt, Event};
 use crate::readers::assert_readers;
 use crate::shapes;
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
 
 fn write(path: &Path, data: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -29,6 +23,26 @@ fn write(path: &Path, data: &[u8]) {
 fn sorted(mut rows: Vec<String>) -> Vec<String> {
     rows.sort();
     rows
+}
+
+/// `sluice run --source SRC --sink TABLE` with `extra` flags, which must succeed.
+fn stream(src: &Path, table: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--sink",
+        table.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+}
+
+/// The table holds exactly `want` (in any order), and so do the three external readers.
+async fn assert_lands(table: &Path, want: Vec<String>, kind: &str) {
+    let want = sorted(want);
+    assert_eq!(table_rows(table, "SELECT * FROM t").await, want, "{kind}");
+    readers_see(table, &want, kind);
 }
 
 /// Readers compare rows as `|`-joined values; assert all three see `want`.
@@ -79,17 +93,11 @@ async fn github_like_events_inferred_from_gzipped_partitioned_folders() {
     let sql =
         "SELECT id, type, actor.login, payload.size, cardinality(payload.commits) AS commits, \
                attrs.env, date, hour, _metadata.file_name AS file FROM source";
-    run_ok(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--sink",
-        table.to_str().unwrap(),
-        "--sql",
-        sql,
-        "--option",
-        "maxFilesPerTrigger=2",
-    ]);
+    stream(
+        &src,
+        &table,
+        &["--sql", sql, "--option", "maxFilesPerTrigger=2"],
+    );
     let schema = inspect_json(&table, 0)["queries"][0]["sourceSchema"]
         .as_str()
         .unwrap()
@@ -123,8 +131,7 @@ async fn github_like_events_inferred_from_gzipped_partitioned_folders() {
 
     // Arrays flattened into rows, as Spark users write it, then aggregated.
     let commits = dir.path().join("commits");
-    run_ok(&[
-        "run", "--source", src.to_str().unwrap(), "--sink", commits.to_str().unwrap(),
+    stream(&src, &commits, &[
         "--output-mode", "complete",
         "--sql", "SELECT date, count(*) AS commits FROM source \
                   LATERAL VIEW explode(payload.commits) t AS c WHERE c.sha IS NOT NULL GROUP BY date",
@@ -160,15 +167,12 @@ async fn cloudtrail_like_multi_line_documents_become_one_row_per_record() {
         want.extend(rows);
     }
     let table = dir.path().join("t");
-    run_ok(&[
-        "run", "--source", src.to_str().unwrap(), "--sink", table.to_str().unwrap(),
+    stream(&src, &table, &[
         "--option", "multiLine=true", "--option", "maxFilesPerTrigger=2",
         "--sql", "SELECT r.eventName, r.userIdentity.arn, r.awsRegion, cardinality(r.resources) AS resources \
                   FROM (SELECT explode(Records) AS r FROM source)",
     ]);
-    let want = sorted(want);
-    assert_eq!(table_rows(&table, "SELECT * FROM t").await, want);
-    readers_see(&table, &want, "cloudtrail-like");
+    assert_lands(&table, want, "cloudtrail-like").await;
 }
 
 /// OTLP-like log records: arrays of key/value structs whose value is one of several typed
@@ -185,14 +189,11 @@ async fn otlp_like_attribute_arrays_flatten_per_attribute() {
         want.extend(rows);
     }
     let table = dir.path().join("t");
-    run_ok(&[
-        "run", "--source", src.to_str().unwrap(), "--sink", table.to_str().unwrap(),
+    stream(&src, &table, &[
         "--sql", "SELECT severityText, a.key, coalesce(a.value.stringValue, a.value.intValue, \
                   CAST(a.value.boolValue AS STRING)) AS v FROM source LATERAL VIEW explode(attributes) t AS a",
     ]);
-    let want = sorted(want);
-    assert_eq!(table_rows(&table, "SELECT * FROM t").await, want);
-    readers_see(&table, &want, "otlp-like");
+    assert_lands(&table, want, "otlp-like").await;
 }
 
 /// ECS-like logs: the dotted key `log.level` is a column of its own beside the nested `log`.
@@ -204,28 +205,19 @@ async fn ecs_like_dotted_keys_beside_nested_objects() {
     let (text, want) = shapes::ecs_lines(&mut rng, 200);
     write(&src.join("ecs.json.gz"), &gzip(text.as_bytes()));
     let table = dir.path().join("t");
-    run_ok(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--sink",
-        table.to_str().unwrap(),
-        "--sql",
-        "SELECT `log.level` AS level, log.logger, log.origin.file.line AS line, \
+    stream(
+        &src,
+        &table,
+        &[
+            "--sql",
+            "SELECT `log.level` AS level, log.logger, log.origin.file.line AS line, \
                   http.response.status_code AS status, message FROM source",
-    ]);
-    let want = sorted(want);
-    assert_eq!(table_rows(&table, "SELECT * FROM t").await, want);
-    readers_see(&table, &want, "ecs-like");
+        ],
+    );
+    assert_lands(&table, want, "ecs-like").await;
     // The whole record lands with its dotted names.
     let whole = dir.path().join("whole");
-    run_ok(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--sink",
-        whole.to_str().unwrap(),
-    ]);
+    stream(&src, &whole, &[]);
     let text = inspect_json(&whole, 0).to_string();
     assert!(
         text.contains("`log.level` STRING") && text.contains("`@timestamp` STRING"),
@@ -329,17 +321,16 @@ async fn globs_and_path_glob_filter_choose_the_files() {
     ]);
     assert_eq!(table_rows(&based, "SELECT * FROM t").await, ["5|eu"]);
     let flat = dir.path().join("flat");
-    run_ok(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--sink",
-        flat.to_str().unwrap(),
-        "--option",
-        "recursiveFileLookup=true",
-        "--option",
-        "pathGlobFilter=*.json",
-    ]);
+    stream(
+        &src,
+        &flat,
+        &[
+            "--option",
+            "recursiveFileLookup=true",
+            "--option",
+            "pathGlobFilter=*.json",
+        ],
+    );
     assert_eq!(
         table_rows(&flat, "SELECT * FROM t").await,
         ["1", "2", "4", "5"]
@@ -381,17 +372,16 @@ async fn schema_file_takes_sparks_json_schema() {
     )
     .unwrap();
     let table = dir.path().join("t");
-    run_ok(&[
-        "run",
-        "--source",
-        src.to_str().unwrap(),
-        "--sink",
-        table.to_str().unwrap(),
-        "--schema-file",
-        schema.to_str().unwrap(),
-        "--sql",
-        "SELECT actor.login, tags[2] AS second, n FROM source",
-    ]);
+    stream(
+        &src,
+        &table,
+        &[
+            "--schema-file",
+            schema.to_str().unwrap(),
+            "--sql",
+            "SELECT actor.login, tags[2] AS second, n FROM source",
+        ],
+    );
     assert_eq!(table_rows(&table, "SELECT * FROM t").await, ["ann|y|5"]);
     let text = inspect_json(&table, 0).to_string();
     assert!(
@@ -578,24 +568,6 @@ async fn charsets_line_separators_and_date_formats() {
     }
 }
 
-/// Put objects (key, bytes) into a moto bucket, keys used as written.
-async fn put_objects(moto: &Moto, bucket: &str, objects: &[(&str, Vec<u8>)]) {
-    use object_store::ObjectStoreExt;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(format!("http://127.0.0.1:{}", moto.port()))
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .with_bucket_name(bucket)
-        .build()
-        .unwrap();
-    for (key, data) in objects {
-        let path = object_store::path::Path::parse(key).unwrap();
-        store.put(&path, data.clone().into()).await.unwrap();
-    }
-}
-
 /// The same folders on S3: partition columns from `key=value` prefixes, hidden prefixes
 /// skipped, `_metadata.file_path` an `s3://` URI, a glob in the source, multi-line documents.
 #[tokio::test]
@@ -604,26 +576,23 @@ async fn partitions_globs_and_multi_line_documents_on_s3() {
         return;
     };
     moto.create_bucket("land");
-    put_objects(
-        &moto,
-        "land",
-        &[
-            (
-                "logs/date=2024-03-01/hour=03/a b.json.gz",
-                gzip(b"{\"id\": 1}\n{\"id\": 2}\n"),
-            ),
-            (
-                "logs/date=2024-03-02/hour=11/b.json",
-                b"[{\"id\": 3},\n {\"id\": 4}]\n".to_vec(),
-            ),
-            ("logs/_temporary/0/x.json", b"{\"id\": -1}\n".to_vec()),
-            (
-                "other/date=2024-03-03/hour=00/c.json",
-                b"{\"id\": 5}\n".to_vec(),
-            ),
-        ],
-    )
-    .await;
+    for (key, data) in [
+        (
+            "logs/date=2024-03-01/hour=03/a b.json.gz",
+            gzip(b"{\"id\": 1}\n{\"id\": 2}\n"),
+        ),
+        (
+            "logs/date=2024-03-02/hour=11/b.json",
+            b"[{\"id\": 3},\n {\"id\": 4}]\n".to_vec(),
+        ),
+        ("logs/_temporary/0/x.json", b"{\"id\": -1}\n".to_vec()),
+        (
+            "other/date=2024-03-03/hour=00/c.json",
+            b"{\"id\": 5}\n".to_vec(),
+        ),
+    ] {
+        moto.put("land", key, data).await;
+    }
     let dir = tempdir();
     let table = dir.path().join("t");
     moto.run_ok(&[
