@@ -236,7 +236,13 @@ impl Engine {
         let watermark = cfg.watermark.as_deref().map(Watermark::parse).transpose()?;
         let plan = QueryPlan::new(&sql, &cfg.source_name, source_schema.clone(), watermark).await?;
         check_output_mode(plan.kind(), cfg.output_mode, plan.watermark())?;
-        source.set_read_columns(plan.read_columns().map(<[String]>::to_vec));
+        // A query reading the corrupt-record column has every column decoded, so that a value
+        // that does not fit any column shows there.
+        source.set_read_columns(
+            plan.read_columns()
+                .filter(|cols| !cols.contains(&cfg.options.corrupt_column))
+                .map(<[String]>::to_vec),
+        );
         let delta_schema = sink_schema::delta_schema(plan.output_schema())?;
         sink.check(&delta_schema)?;
         let operator = operator_for(&plan, &cfg, &sink, committed).await?;

@@ -133,3 +133,56 @@ async fn failfast_names_file_and_line_and_commits_nothing_of_the_batch() {
     let (version, _) = query_commits(&table, "sluice-strict").await;
     assert_eq!(version, Some(0));
 }
+
+/// Column pruning, as Spark's JSON reader does it: only the columns the query reads are
+/// decoded, so a value of the wrong type in another column does not make the record malformed
+/// (FAILFAST passes); a query reading the corrupt-record column decodes every column and sees
+/// it; a JSON syntax error is malformed whatever the query reads.
+#[tokio::test]
+async fn only_the_columns_a_query_reads_decide_a_malformed_record() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("a.json"),
+        "{\"a\": 1, \"b\": 10}\n{\"a\": 2, \"b\": \"not a number\"}\n",
+    )
+    .unwrap();
+    let ddl = "a BIGINT, b BIGINT, _corrupt_record STRING";
+    let run_sql = |name: &str, sql: &str, mode: &str| {
+        let table = dir.path().join(name);
+        let out = run(&[
+            "run",
+            "--source",
+            src.to_str().unwrap(),
+            "--schema",
+            ddl,
+            "--sink",
+            table.to_str().unwrap(),
+            "--sql",
+            sql,
+            "--option",
+            mode,
+        ]);
+        (table, out)
+    };
+    let (only_a, out) = run_sql("only_a", "SELECT a FROM source", "mode=FAILFAST");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(table_rows(&only_a, "SELECT * FROM t").await, ["1", "2"]);
+    let (_, out) = run_sql("with_b", "SELECT a, b FROM source", "mode=FAILFAST");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("a.json line 2"), "{}", stderr(&out));
+    let (corrupt, out) = run_sql(
+        "corrupt",
+        "SELECT a, _corrupt_record IS NOT NULL AS bad FROM source",
+        "mode=PERMISSIVE",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        table_rows(&corrupt, "SELECT * FROM t").await,
+        ["1|false", "2|true"]
+    );
+    std::fs::write(src.join("b.json"), "{\"a\": 3, \"b\": \n").unwrap();
+    let (_, out) = run_sql("syntax", "SELECT a FROM source", "mode=FAILFAST");
+    assert!(stderr(&out).contains("b.json line 1"), "{}", stderr(&out));
+}
