@@ -26,16 +26,21 @@ use crate::source::ddl::timestamp_type;
 /// The name of Spark's file metadata column.
 pub const METADATA: &str = "_metadata";
 
-/// The fields of `_metadata`, as Spark has them.
+/// The type of `_metadata`.
 pub fn metadata_type() -> DataType {
-    DataType::Struct(Fields::from(vec![
+    DataType::Struct(metadata_fields())
+}
+
+/// The fields of `_metadata`, as Spark has them.
+fn metadata_fields() -> Fields {
+    Fields::from(vec![
         Field::new("file_path", DataType::Utf8, true),
         Field::new("file_name", DataType::Utf8, true),
         Field::new("file_size", DataType::Int64, true),
         Field::new("file_block_start", DataType::Int64, true),
         Field::new("file_block_length", DataType::Int64, true),
         Field::new("file_modification_time", timestamp_type(), true),
-    ]))
+    ])
 }
 
 /// Does the query name `_metadata` (as a name of its own, not part of a longer one)? Spark
@@ -152,9 +157,6 @@ impl FileColumns {
 
     /// `_metadata` of `file`, repeated for `rows` rows.
     fn metadata(&self, file: &FileEntry, rows: usize) -> Result<ArrayRef, SourceError> {
-        let DataType::Struct(fields) = metadata_type() else {
-            return Err(SourceError::Unreadable("metadata type".into()));
-        };
         let name = file.path.rsplit('/').next().unwrap_or(&file.path);
         // A URI, as Spark gives it: each name percent-encoded.
         let path = match self.root.clone() {
@@ -178,7 +180,11 @@ impl FileColumns {
                     .with_timezone("UTC"),
             ),
         ];
-        Ok(Arc::new(StructArray::try_new(fields, columns, None)?))
+        Ok(Arc::new(StructArray::try_new(
+            metadata_fields(),
+            columns,
+            None,
+        )?))
     }
 }
 

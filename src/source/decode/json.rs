@@ -128,12 +128,7 @@ fn decode_multi_line(spec: &DecodeSpec, path: &str, data: &[u8]) -> Result<Decod
             }),
             ParseMode::Permissive => {
                 let mut out = Collector::new(spec, &text_schema, &parsed);
-                let nulls = text_schema
-                    .fields()
-                    .iter()
-                    .map(|f| new_null_array(f.data_type(), 1))
-                    .collect();
-                out.push_corrupt(RecordBatch::try_new(text_schema.clone(), nulls)?, data)?;
+                out.push_corrupt(null_row(&text_schema)?, data)?;
                 Ok(Decoded {
                     batches: out.finish()?,
                     malformed: 1,
@@ -314,6 +309,11 @@ fn salvage(schema: &SchemaRef, line: &[u8]) -> Result<RecordBatch, SourceError> 
     if let Ok(Some(row)) = decode_one(&mut lenient, line) {
         return Ok(row);
     }
+    null_row(schema)
+}
+
+/// One row of `schema`, every value NULL.
+fn null_row(schema: &SchemaRef) -> Result<RecordBatch, SourceError> {
     let columns = schema
         .fields()
         .iter()

@@ -43,23 +43,11 @@ pub fn rewrite(
             return Ok(());
         }
         if r.peek() == Some(b'[') {
-            // A top-level array: each element is a record.
+            // A top-level array: each element is a record, on a line of its own.
             r.pos += 1;
-            r.skip_space()?;
-            if r.peek() == Some(b']') {
-                r.pos += 1;
-                continue;
-            }
-            loop {
-                r.skip_space()?;
-                r.value(schema)?;
+            let elements = r.items(b']', "an array", b'\n', |r| r.value(schema))?;
+            if elements > 0 {
                 r.out.push(b'\n');
-                r.skip_space()?;
-                match r.next() {
-                    Some(b',') => continue,
-                    Some(b']') => break,
-                    _ => return Err(r.error("expected , or ] in an array")),
-                }
             }
         } else {
             r.value(schema)?;
@@ -149,41 +137,56 @@ impl Rewriter<'_, '_> {
         Ok(())
     }
 
+    /// The items of an object or array after its opening bracket, up to `close`: each read
+    /// by `item`, written `separator`-separated (the brackets are the caller's). How many
+    /// there were.
+    fn items(
+        &mut self,
+        close: u8,
+        what: &str,
+        separator: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<usize, String> {
+        self.skip_space()?;
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(0);
+        }
+        let mut count = 0;
+        loop {
+            self.skip_space()?;
+            item(self)?;
+            count += 1;
+            self.skip_space()?;
+            match self.next() {
+                Some(b',') => self.out.push(separator),
+                Some(b) if b == close => return Ok(count),
+                _ => return Err(self.error(&format!("expected , or {} in {what}", close as char))),
+            }
+        }
+    }
+
     fn object(&mut self, want: Option<&DataType>) -> Result<(), String> {
         self.pos += 1;
         self.out.push(b'{');
-        self.skip_space()?;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.out.push(b'}');
-            return Ok(());
-        }
-        loop {
-            self.skip_space()?;
-            let name_start = self.out.len();
-            match self.peek() {
-                Some(q @ (b'"' | b'\'')) => self.string(q)?,
-                Some(_) => self.bare_name()?,
-                None => return Err(self.error("a field name is missing")),
+        self.items(b'}', "an object", b',', |r| {
+            let name_start = r.out.len();
+            match r.peek() {
+                Some(q @ (b'"' | b'\'')) => r.string(q)?,
+                Some(_) => r.bare_name()?,
+                None => return Err(r.error("a field name is missing")),
             }
-            let field_type = field_type(want, &self.out[name_start..]);
-            self.skip_space()?;
-            if self.next() != Some(b':') {
-                return Err(self.error("expected : after a field name"));
+            let field_type = field_type(want, &r.out[name_start..]);
+            r.skip_space()?;
+            if r.next() != Some(b':') {
+                return Err(r.error("expected : after a field name"));
             }
-            self.out.push(b':');
-            self.skip_space()?;
-            self.value(field_type.as_ref())?;
-            self.skip_space()?;
-            match self.next() {
-                Some(b',') => self.out.push(b','),
-                Some(b'}') => {
-                    self.out.push(b'}');
-                    return Ok(());
-                }
-                _ => return Err(self.error("expected , or } in an object")),
-            }
-        }
+            r.out.push(b':');
+            r.skip_space()?;
+            r.value(field_type.as_ref())
+        })?;
+        self.out.push(b'}');
+        Ok(())
     }
 
     fn array(&mut self, want: Option<&DataType>) -> Result<(), String> {
@@ -193,25 +196,9 @@ impl Rewriter<'_, '_> {
             Some(DataType::List(f) | DataType::LargeList(f)) => Some(f.data_type().clone()),
             _ => None,
         };
-        self.skip_space()?;
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            self.out.push(b']');
-            return Ok(());
-        }
-        loop {
-            self.skip_space()?;
-            self.value(element.as_ref())?;
-            self.skip_space()?;
-            match self.next() {
-                Some(b',') => self.out.push(b','),
-                Some(b']') => {
-                    self.out.push(b']');
-                    return Ok(());
-                }
-                _ => return Err(self.error("expected , or ] in an array")),
-            }
-        }
+        self.items(b']', "an array", b',', |r| r.value(element.as_ref()))?;
+        self.out.push(b']');
+        Ok(())
     }
 
     /// A string in `quote`s, written in double quotes.
