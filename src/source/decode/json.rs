@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
 
 use super::collector::Collector;
-use super::flat_json;
+use super::fast_json;
 use super::lenient;
 use super::timestamps::{self, TimestampSpelling};
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
@@ -78,16 +78,16 @@ fn decode_whole(
     let spelling = timestamp_spelling(spec, parsed, data);
     let format = spec.formats();
     let text_schema = text_schema_for(spec, parsed, spelling);
-    // The flat fast path over a file of epoch-second numbers reads them as seconds straight
+    // The fast path over a file of epoch-second numbers reads them as seconds straight
     // away.
     let seconds_schema =
         timestamps::parse_schema(parsed, TimestampSpelling::EpochSeconds, spec.formats());
     let seconds = (spelling == TimestampSpelling::EpochSeconds && seconds_schema != text_schema)
-        .then(|| flat_json::decode(&seconds_schema, data))
+        .then(|| fast_json::decode(&seconds_schema, data))
         .flatten();
     let decoded = match seconds {
         Some(batches) => Ok(batches),
-        None => flat_json::decode(&text_schema, data)
+        None => fast_json::decode(&text_schema, data)
             .map(Ok)
             .unwrap_or_else(|| decode_fast(&text_schema, data)),
     };

@@ -6,7 +6,7 @@
 
 mod collector;
 mod csv;
-mod flat_json;
+mod fast_json;
 mod json;
 mod lenient;
 mod parquet;

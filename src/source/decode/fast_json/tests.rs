@@ -1,8 +1,11 @@
 //! The fast path against arrow-json, and what it must refuse.
 
+use std::sync::Arc;
+
+use super::scan::{eight_digits, string_stop};
 use super::*;
 use arrow::compute::concat_batches;
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Fields as ArrowFields, Schema, TimeUnit};
 use rand::{Rng, SeedableRng};
 
 #[test]
@@ -207,6 +210,183 @@ fn random_records_decode_like_arrow_json() {
             data.push('{');
             data.push_str(&fields.join(sep));
             data.push_str(if rng.gen_bool(0.1) { "}\r\n" } else { "}\n" });
+        }
+        assert_same(&s, data.as_bytes());
+    }
+}
+
+#[test]
+fn string_stops_at_quotes_backslashes_and_control_characters() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let plain = b"abc xyz 0123 \xc3\xa9 ~!#$%";
+    for _ in 0..5_000 {
+        let len = rng.gen_range(0..40);
+        let mut text: Vec<u8> = (0..len)
+            .map(|_| plain[rng.gen_range(0..plain.len())])
+            .collect();
+        let stop = [b'"', b'\\', 0u8, 0x1f, b'\n'][rng.gen_range(0..5)];
+        let at = rng.gen_range(0..=len);
+        if rng.gen_bool(0.8) {
+            text.insert(at, stop);
+        }
+        let want = text
+            .iter()
+            .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20);
+        assert_eq!(string_stop(&text), want, "{text:?}");
+    }
+}
+
+fn nested_schema() -> SchemaRef {
+    let author = DataType::Struct(ArrowFields::from(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("email", DataType::Utf8, true),
+    ]));
+    let commit = DataType::Struct(ArrowFields::from(vec![
+        Field::new("sha", DataType::Utf8, true),
+        Field::new("distinct", DataType::Boolean, true),
+        Field::new("author", author, true),
+    ]));
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, true),
+        Field::new(
+            "actor",
+            DataType::Struct(ArrowFields::from(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("login", DataType::Utf8, true),
+            ])),
+            true,
+        ),
+        Field::new(
+            "payload",
+            DataType::Struct(ArrowFields::from(vec![
+                Field::new("size", DataType::Int32, true),
+                Field::new_list("commits", Field::new_list_field(commit, true), true),
+            ])),
+            true,
+        ),
+        Field::new_list(
+            "tags",
+            Field::new_list_field(
+                DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+                true,
+            ),
+            true,
+        ),
+    ]))
+}
+
+/// Structs and arrays, to any depth: GitHub-like events with optional, null and empty
+/// nested values decode as arrow-json decodes them.
+#[test]
+fn decodes_nested_records_like_arrow_json() {
+    let s = nested_schema();
+    let inputs: &[&str] = &[
+        r#"{"id":"1","actor":{"id":7,"login":"a","gravatar_id":""},"payload":{"size":2,"commits":[{"sha":"x","author":{"email":"e","name":"n"},"distinct":true,"url":"u"},{"sha":"y","distinct":false}]},"tags":[[1.5],[],null,[2,null]]}"#,
+        r#"{"id":"2","actor":null,"payload":{},"tags":[]}"#,
+        r#"{"id":"3","payload":{"commits":[]},"extra":{"deep":[{"a":[1,{"b":null}]}]}}"#,
+        r#"{"id":"4","payload":{"commits":null,"size":null},"actor":{}}"#,
+        r#"{"id":"5","payload":{"commits":[null,{"author":null},{}]}}"#,
+        r#"{ "actor" : { "login" : "spaced" , "id" : -1 } , "tags" : [ [ 1e3 , -0.5 ] ] }"#,
+        r#"{}"#,
+    ];
+    assert_same(&s, inputs.join("\n").as_bytes());
+    for input in inputs {
+        assert_same(&s, input.as_bytes());
+    }
+}
+
+#[test]
+fn hands_back_nested_values_of_another_shape() {
+    let s = nested_schema();
+    let refused: &[&str] = &[
+        r#"{"actor":"a"}"#,                          // string for a struct
+        r#"{"actor":[{"id":1}]}"#,                   // array for a struct
+        r#"{"tags":{"a":1}}"#,                       // object for an array
+        r#"{"tags":[1]}"#,                           // number for an inner array
+        r#"{"actor":{"id":1,"id":2}}"#,              // duplicate key in a struct
+        r#"{"payload":{"commits":[{"sha":1}]}}"#,    // number for a nested string
+        r#"{"payload":{"size":2147483648}}"#,        // nested i32 overflow
+        r#"{"payload":{"commits":[{"sha":"x"},]}}"#, // trailing comma in an array
+        r#"{"actor":{"id":1,}}"#,                    // trailing comma in an object
+        r#"{"actor":{"id":1}"#,                      // truncated
+    ];
+    for input in refused {
+        assert!(decode(&s, input.as_bytes()).is_none(), "accepted {input}");
+    }
+    // A map is left to the general decoder.
+    let map = Arc::new(Schema::new(vec![Field::new_map(
+        "m",
+        "entries",
+        Field::new("keys", DataType::Utf8, false),
+        Field::new("values", DataType::Int64, true),
+        false,
+        true,
+    )]));
+    assert!(decode(&map, br#"{"m":{"a":1}}"#).is_none());
+}
+
+#[test]
+fn random_nested_records_decode_like_arrow_json() {
+    let s = nested_schema();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let string = |rng: &mut rand::rngs::StdRng| {
+        ["\"\"", "\"a\"", "\"caf\\u00e9\"", "\"q\\\"\"", "null"][rng.gen_range(0..5)]
+    };
+    for _ in 0..200 {
+        let mut data = String::new();
+        for _ in 0..rng.gen_range(0..30) {
+            let mut fields = Vec::new();
+            if rng.gen_bool(0.8) {
+                fields.push(format!("\"id\":{}", string(&mut rng)));
+            }
+            if rng.gen_bool(0.7) {
+                fields.push(if rng.gen_bool(0.1) {
+                    "\"actor\":null".to_string()
+                } else {
+                    format!(
+                        "\"actor\":{{\"login\":{},\"id\":{}}}",
+                        string(&mut rng),
+                        rng.gen::<i64>()
+                    )
+                });
+            }
+            if rng.gen_bool(0.7) {
+                let commits: Vec<String> = (0..rng.gen_range(0..4))
+                    .map(|_| {
+                        format!(
+                            "{{\"sha\":{},\"distinct\":{},\"author\":{{\"name\":{}}}}}",
+                            string(&mut rng),
+                            rng.gen::<bool>(),
+                            string(&mut rng)
+                        )
+                    })
+                    .collect();
+                fields.push(format!(
+                    "\"payload\":{{\"size\":{},\"commits\":[{}]}}",
+                    rng.gen::<i32>(),
+                    commits.join(",")
+                ));
+            }
+            if rng.gen_bool(0.5) {
+                let lists: Vec<String> = (0..rng.gen_range(0..3))
+                    .map(|_| {
+                        let items: Vec<String> = (0..rng.gen_range(0..3))
+                            .map(|_| format!("{}", rng.gen_range(-1000..1000) as f64 / 8.0))
+                            .collect();
+                        format!("[{}]", items.join(","))
+                    })
+                    .collect();
+                fields.push(format!("\"tags\":[{}]", lists.join(",")));
+            }
+            if rng.gen_bool(0.2) {
+                fields.push("\"skip\":{\"x\":[1,{\"a\":null}]}".to_string());
+            }
+            for i in (1..fields.len()).rev() {
+                fields.swap(i, rng.gen_range(0..=i));
+            }
+            data.push('{');
+            data.push_str(&fields.join(","));
+            data.push_str("}\n");
         }
         assert_same(&s, data.as_bytes());
     }
