@@ -8,6 +8,7 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::SinkError;
+use crate::source::ddl;
 
 /// Characters Delta forbids in column names (without column mapping).
 const FORBIDDEN: &[char] = &[' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='];
@@ -54,12 +55,15 @@ pub fn delta_type(column: &str, dt: &DataType) -> Result<DataType, SinkError> {
     })
 }
 
+/// A field as Delta stores it: a TIMESTAMP_NTZ column (marked by the source) stays zone-less
+/// (`timestamp_ntz`); every other timestamp is Delta's `timestamp`.
 fn delta_field(f: &Field) -> Result<Field, SinkError> {
-    Ok(Field::new(
-        f.name(),
-        delta_type(f.name(), f.data_type())?,
-        true,
-    ))
+    let data_type = if ddl::is_ntz(f) {
+        ddl::ntz_type()
+    } else {
+        delta_type(f.name(), f.data_type())?
+    };
+    Ok(Field::new(f.name(), data_type, true))
 }
 
 /// The Delta-compatible schema for a query output schema. Every column is nullable.
@@ -116,7 +120,8 @@ pub fn check_matches(output: &Schema, table: &Schema) -> Result<(), SinkError> {
 
 fn same_type(a: &DataType, b: &DataType) -> bool {
     match (a, b) {
-        (DataType::Timestamp(_, _), DataType::Timestamp(_, _)) => true,
+        // TIMESTAMP (zoned) and TIMESTAMP_NTZ (zone-less) are different types to Delta.
+        (DataType::Timestamp(_, x), DataType::Timestamp(_, y)) => x.is_some() == y.is_some(),
         (DataType::Struct(x), DataType::Struct(y)) => {
             x.len() == y.len()
                 && x.iter()
@@ -146,6 +151,39 @@ mod tests {
             &crate::source::ddl::timestamp_type()
         );
         assert_eq!(d.field(2).data_type(), &DataType::Int64);
+    }
+
+    /// A column the source read as TIMESTAMP_NTZ stays zone-less (Delta `timestamp_ntz`), in
+    /// a struct too; a zone-less timestamp a SQL function made stays Spark's TIMESTAMP.
+    #[test]
+    fn timestamp_ntz_columns_stay_zone_less() {
+        use crate::source::ddl;
+        let local = ddl::field("local", ddl::ntz_type());
+        let out = Schema::new(vec![
+            local.clone(),
+            Field::new("made", ddl::ntz_type(), true),
+            Field::new(
+                "s",
+                DataType::Struct(Fields::from(vec![local.clone()])),
+                true,
+            ),
+        ]);
+        let d = delta_schema(&out).unwrap();
+        assert_eq!(d.field(0).data_type(), &ddl::ntz_type());
+        assert_eq!(d.field(1).data_type(), &ddl::timestamp_type());
+        assert_eq!(
+            d.field(2).data_type(),
+            &DataType::Struct(Fields::from(vec![Field::new(
+                "local",
+                ddl::ntz_type(),
+                true
+            )]))
+        );
+        // Zoned and zone-less timestamps are different columns to an existing table.
+        let zoned = Schema::new(vec![Field::new("local", ddl::timestamp_type(), true)]);
+        let zone_less = Schema::new(vec![Field::new("local", ddl::ntz_type(), true)]);
+        assert!(check_matches(&zone_less, &zoned).is_err());
+        assert!(check_matches(&zone_less, &zone_less).is_ok());
     }
 
     #[test]

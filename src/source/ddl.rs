@@ -1,7 +1,12 @@
 //! Spark DDL schema strings (`"time TIMESTAMP, action STRING, value DOUBLE"`) to and from Arrow.
 //!
-//! Types follow Spark SQL's names; TIMESTAMP is Delta's `timestamp` (microseconds, UTC).
+//! Types follow Spark SQL's names; TIMESTAMP is Delta's `timestamp` (microseconds, UTC),
+//! TIMESTAMP_NTZ Delta's `timestamp_ntz` (microseconds, no time zone). A TIMESTAMP_NTZ field
+//! carries [`NTZ_KEY`] in its metadata, so that a column read as one stays one in the table,
+//! while the zone-less timestamps SQL functions return (`to_timestamp`, `CAST(.. AS
+//! TIMESTAMP)`) stay Spark's TIMESTAMP.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -11,6 +16,32 @@ use super::SourceError;
 /// The Arrow type Sluice uses for Spark's `TIMESTAMP` (Delta `timestamp`).
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Field metadata marking a column as Spark's `TIMESTAMP_NTZ`.
+pub const NTZ_KEY: &str = "sluice.timestampNtz";
+
+/// The Arrow type of Spark's `TIMESTAMP_NTZ` (Delta `timestamp_ntz`): microseconds of a local
+/// date-time, no time zone.
+pub fn ntz_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, None)
+}
+
+/// A nullable field, marked with [`NTZ_KEY`] when it is a TIMESTAMP_NTZ.
+pub fn field(name: &str, data_type: DataType) -> Field {
+    let ntz = data_type == ntz_type();
+    let field = Field::new(name, data_type, true);
+    if ntz {
+        field.with_metadata(HashMap::from([(NTZ_KEY.to_string(), "true".to_string())]))
+    } else {
+        field
+    }
+}
+
+/// Is this field a TIMESTAMP_NTZ (a zone-less timestamp marked as one)?
+pub fn is_ntz(field: &Field) -> bool {
+    matches!(field.data_type(), DataType::Timestamp(_, None))
+        && field.metadata().contains_key(NTZ_KEY)
 }
 
 /// Parse a Spark DDL column list into an Arrow schema (every column nullable, as in Spark's
@@ -200,7 +231,7 @@ impl Parser {
             if fields.iter().any(|f| f.name().eq_ignore_ascii_case(&name)) {
                 return Err(format!("column `{name}` appears twice"));
             }
-            fields.push(Field::new(name, data_type, true));
+            fields.push(field(&name, data_type));
             match (self.punct(','), close) {
                 (true, _) => continue,
                 (false, None) if self.done() => return Ok(fields),
@@ -222,7 +253,7 @@ impl Parser {
     fn data_type(&mut self, column: &str) -> Result<DataType, String> {
         let unknown = |ty: &str| {
             format!(
-                "unknown type `{ty}` for column `{column}` (use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DATE, TIMESTAMP, DECIMAL(p,s), BINARY, STRUCT<...>, ARRAY<...> or MAP<...>)"
+                "unknown type `{ty}` for column `{column}` (use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DATE, TIMESTAMP, TIMESTAMP_NTZ, DECIMAL(p,s), BINARY, STRUCT<...>, ARRAY<...> or MAP<...>)"
             )
         };
         let word = match self.next() {
@@ -239,7 +270,7 @@ impl Parser {
                 self.expect('<', "after ARRAY")?;
                 let item = self.data_type(column)?;
                 self.expect('>', "to close an ARRAY")?;
-                DataType::List(Arc::new(Field::new("element", item, true)))
+                DataType::List(Arc::new(field("element", item)))
             }
             "MAP" => {
                 self.expect('<', "after MAP")?;
@@ -279,13 +310,7 @@ impl Parser {
 pub fn map_type(key: DataType, value: DataType) -> DataType {
     let entries = Field::new(
         "key_value",
-        DataType::Struct(
-            vec![
-                Field::new("key", key, false),
-                Field::new("value", value, true),
-            ]
-            .into(),
-        ),
+        DataType::Struct(vec![Field::new("key", key, false), field("value", value)].into()),
         false,
     );
     DataType::Map(Arc::new(entries), false)
@@ -302,7 +327,8 @@ fn parse_simple(upper: &str) -> Option<DataType> {
         "FLOAT" | "REAL" => DataType::Float32,
         "DOUBLE" => DataType::Float64,
         "DATE" => DataType::Date32,
-        "TIMESTAMP" => timestamp_type(),
+        "TIMESTAMP" | "TIMESTAMP_LTZ" => timestamp_type(),
+        "TIMESTAMP_NTZ" => ntz_type(),
         "BINARY" => DataType::Binary,
         _ => return None,
     })
@@ -342,6 +368,7 @@ pub fn type_name(dt: &DataType) -> String {
         DataType::Float32 => "FLOAT".into(),
         DataType::Float64 => "DOUBLE".into(),
         DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
         DataType::Timestamp(_, _) => "TIMESTAMP".into(),
         DataType::Binary | DataType::LargeBinary => "BINARY".into(),
         DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),

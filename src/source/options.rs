@@ -94,6 +94,9 @@ pub struct SourceOptions {
     pub sep: u8,
     /// Format for string timestamps (chrono `strftime` syntax, or Spark's pattern letters).
     pub timestamp_format: Option<String>,
+    /// Format for string TIMESTAMP_NTZ values (`timestampNTZFormat`, Spark's pattern letters);
+    /// `None`: Spark's default, ISO-8601 local date-times.
+    pub timestamp_ntz_format: Option<String>,
     /// Format for string dates (`dateFormat`, Spark's pattern letters).
     pub date_format: Option<String>,
     /// The charset of files without a BOM (`encoding` / `charset`); `None`: UTF-8.
@@ -188,6 +191,7 @@ impl Default for SourceOptions {
             header: false,
             sep: b',',
             timestamp_format: None,
+            timestamp_ntz_format: None,
             date_format: None,
             encoding: None,
             json: JsonOptions::default(),
@@ -208,6 +212,7 @@ const KNOWN: &[&str] = &[
     "sep",
     "delimiter",
     "timestampFormat",
+    "timestampNTZFormat",
     "multiLine",
     "primitivesAsString",
     "prefersDecimal",
@@ -311,6 +316,7 @@ impl SourceOptions {
                     o.sep = bytes[0];
                 }
                 "timestampFormat" => o.timestamp_format = Some(v.to_string()),
+                "timestampNTZFormat" => o.timestamp_ntz_format = Some(v.to_string()),
                 "samplingRatio" => {
                     o.json.sampling_ratio = v
                         .parse::<f64>()

@@ -60,11 +60,6 @@ fn struct_fields(value: &Value) -> Result<String, SourceError> {
 fn type_ddl(t: &Value) -> Result<String, SourceError> {
     match t {
         Value::String(name) => Ok(match name.as_str() {
-            "timestamp_ntz" => {
-                return Err(invalid(
-                    "timestamp_ntz is not supported yet: use \"timestamp\"",
-                ))
-            }
             "null" | "void" => "STRING".into(),
             // string, long, integer, short, byte, double, float, boolean, binary, date,
             // timestamp, decimal(p,s), char(n), varchar(n): DDL spells them alike.
@@ -111,12 +106,14 @@ mod tests {
             {"name":"amount","type":"decimal(10,2)","nullable":true,"metadata":{}},
             {"name":"at","type":"timestamp","nullable":true,"metadata":{}},
             {"name":"attrs","type":{"type":"map","keyType":"string","valueType":"integer","valueContainsNull":true},"nullable":true,"metadata":{}},
+            {"name":"local","type":"timestamp_ntz","nullable":true,"metadata":{}},
             {"name":"log.level","type":"string","nullable":true,"metadata":{}},
             {"name":"tags","type":{"type":"array","elementType":"string","containsNull":true},"nullable":false,"metadata":{"comment":"x"}}]}"#;
         let schema = parse_schema_file(json).unwrap();
+        assert!(ddl::is_ntz(schema.field_with_name("local").unwrap()));
         assert_eq!(
             ddl::to_ddl(&schema),
-            "actor STRUCT<id: BIGINT, login: STRING>, amount DECIMAL(10,2), at TIMESTAMP, attrs MAP<STRING, INT>, `log.level` STRING, tags ARRAY<STRING>"
+            "actor STRUCT<id: BIGINT, login: STRING>, amount DECIMAL(10,2), at TIMESTAMP, attrs MAP<STRING, INT>, local TIMESTAMP_NTZ, `log.level` STRING, tags ARRAY<STRING>"
         );
         // A DDL string works too.
         assert_eq!(
@@ -130,7 +127,6 @@ mod tests {
         for bad in [
             r#"{"type":"array"}"#,
             r#"{"type":"struct","fields":[{"name":"a"}]}"#,
-            r#"{"type":"struct","fields":[{"name":"a","type":"timestamp_ntz"}]}"#,
             "{not json",
         ] {
             let err = parse_schema_file(bad).unwrap_err().to_string();

@@ -11,6 +11,7 @@ mod external;
 mod faults;
 mod inspect;
 mod landing;
+mod local_times;
 mod maintenance;
 mod nested;
 mod parse_modes;

@@ -11,6 +11,7 @@ use super::fast_json;
 use super::lenient;
 use super::timestamps::{self, TimestampSpelling};
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
+use crate::source::ddl;
 use crate::source::infer::json::Inference;
 use crate::source::options::{ParseMode, SourceOptions};
 use crate::source::SourceError;
@@ -330,7 +331,7 @@ fn timestamp_spelling(spec: &DecodeSpec, schema: &Schema, data: &[u8]) -> Timest
     let ts_columns: Vec<&str> = schema
         .fields()
         .iter()
-        .filter(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+        .filter(|f| matches!(f.data_type(), DataType::Timestamp(_, _)) && !ddl::is_ntz(f))
         .map(|f| f.name().as_str())
         .collect();
     if ts_columns.is_empty() {

@@ -67,6 +67,7 @@ impl DecodeSpec {
         timestamps::Formats {
             timestamp: self.options.timestamp_format.as_deref(),
             date: self.options.date_format.as_deref(),
+            timestamp_ntz: self.options.timestamp_ntz_format.as_deref(),
         }
     }
 

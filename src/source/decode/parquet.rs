@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 use parquet::basic::Type as PhysicalType;
 
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
-use crate::source::ddl::timestamp_type;
+use crate::source::ddl;
 use crate::source::SourceError;
 
 /// A reader of the file whose INT96 timestamps (Spark's legacy type: Julian day and nanoseconds
@@ -141,20 +141,22 @@ fn project(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, Sourc
     RecordBatch::try_new(target.clone(), columns).map_err(SourceError::Arrow)
 }
 
-/// The schema of a Parquet file, with types mapped to what Delta stores.
+/// The schema of a Parquet file, with types mapped to what Delta stores. A timestamp not
+/// adjusted to UTC (`isAdjustedToUTC = false`) is a TIMESTAMP_NTZ, as Spark infers it
+/// (`spark.sql.parquet.inferTimestampNTZ.enabled`, on by default); INT96 and UTC-adjusted ones
+/// are TIMESTAMPs.
 pub fn file_schema(path: &str, data: Bytes) -> Result<SchemaRef, SourceError> {
-    let (builder, _) = builder(path, data)?;
+    let (builder, int96) = builder(path, data)?;
     let fields: Vec<_> = builder
         .schema()
         .fields()
         .iter()
         .map(|f| {
             let dt = match f.data_type() {
-                DataType::Timestamp(
-                    TimeUnit::Nanosecond | TimeUnit::Millisecond | TimeUnit::Second,
-                    _,
-                )
-                | DataType::Timestamp(TimeUnit::Microsecond, _) => timestamp_type(),
+                DataType::Timestamp(_, None) if !int96.contains(f.name()) => {
+                    return ddl::field(f.name(), ddl::ntz_type());
+                }
+                DataType::Timestamp(_, _) => ddl::timestamp_type(),
                 DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
                 other => other.clone(),
             };
@@ -167,6 +169,7 @@ pub fn file_schema(path: &str, data: Bytes) -> Result<SchemaRef, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::ddl::timestamp_type;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::TimestampMicrosecondType;
     use parquet::data_type::{Int96, Int96Type};
@@ -244,5 +247,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("outside 0001-01-01..9999-12-31"), "{err}");
+    }
+
+    /// Parquet timestamps not adjusted to UTC are TIMESTAMP_NTZ, adjusted ones TIMESTAMP, as
+    /// Spark 3.4+ infers them (`ParquetSchemaConverter` with `inferTimestampNTZ`).
+    #[test]
+    fn local_parquet_timestamps_are_timestamp_ntz() {
+        use arrow::array::TimestampMicrosecondArray;
+        use arrow::datatypes::Field;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "local",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new(
+                "utc",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(vec![1])),
+                Arc::new(
+                    arrow::array::TimestampMillisecondArray::from(vec![2]).with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let mut buffer = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let inferred = file_schema("t.parquet", Bytes::from(buffer)).unwrap();
+        assert!(ddl::is_ntz(inferred.field(0)));
+        assert_eq!(inferred.field(1).data_type(), &timestamp_type());
+        assert_eq!(ddl::to_ddl(&inferred), "local TIMESTAMP_NTZ, utc TIMESTAMP");
     }
 }

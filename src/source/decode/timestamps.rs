@@ -1,6 +1,10 @@
 //! TIMESTAMP columns: JSON integers are epoch seconds (Spark), strings are ISO-8601 or follow
 //! `timestampFormat`. Decoders read timestamps in the unit the file uses, then scale to
 //! Delta's microseconds with one vectorised cast.
+//!
+//! TIMESTAMP_NTZ columns are always read as text: a local date-time in Spark's default
+//! spelling or `timestampNTZFormat`; a time zone in the text, or a number, makes the value
+//! unreadable (Spark's `parseWithoutTimeZone(text, allowTimeZone = false)`).
 
 use std::sync::Arc;
 
@@ -10,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDateTime};
 
+use crate::source::ddl;
 use crate::source::SourceError;
 
 /// How a file spells its timestamps.
@@ -33,6 +38,8 @@ pub struct Formats<'a> {
     pub timestamp: Option<&'a str>,
     /// `dateFormat`.
     pub date: Option<&'a str>,
+    /// `timestampNTZFormat`.
+    pub timestamp_ntz: Option<&'a str>,
 }
 
 /// The schema a parser should fill for a target schema, given the spelling of timestamps
@@ -46,6 +53,7 @@ pub fn parse_schema(
         .fields()
         .iter()
         .map(|f| match (f.data_type(), spelling) {
+            _ if ddl::is_ntz(f) => f.as_ref().clone().with_data_type(DataType::Utf8),
             (DataType::Date32, _) if formats.date.is_some() => {
                 f.as_ref().clone().with_data_type(DataType::Utf8)
             }
@@ -90,7 +98,9 @@ fn convert(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (column, field) in batch.columns().iter().zip(target.fields()) {
         let text = column.data_type() == &DataType::Utf8;
-        if column.data_type() == field.data_type() {
+        if text && ddl::is_ntz(field) {
+            columns.push(local_times(column, formats.timestamp_ntz, strict)?);
+        } else if column.data_type() == field.data_type() {
             columns.push(column.clone());
         } else if let (true, DataType::Date32, Some(fmt)) = (text, field.data_type(), formats.date)
         {
@@ -152,6 +162,104 @@ fn text_times(
     Ok(Arc::new(
         TimestampMicrosecondArray::from(values).with_timezone_opt(tz),
     ))
+}
+
+/// TIMESTAMP_NTZ text: Spark's default spelling of a local date-time, or `format`. Unreadable
+/// text (a zone included) is an error when `strict`, else null.
+fn local_times(
+    column: &ArrayRef,
+    format: Option<&str>,
+    strict: bool,
+) -> Result<ArrayRef, SourceError> {
+    let strings = column
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            SourceError::InvalidSchema("a TIMESTAMP_NTZ column read as text is not text".into())
+        })?;
+    let chrono_fmt = format.map(to_chrono_format);
+    let mut values = Vec::with_capacity(strings.len());
+    for value in strings.iter() {
+        let micros = match value {
+            None => None,
+            Some(s) => {
+                let read = match &chrono_fmt {
+                    Some(fmt) => NaiveDateTime::parse_from_str(s, fmt)
+                        .ok()
+                        .map(|t| t.and_utc().timestamp_micros()),
+                    None => local_micros(s),
+                };
+                match read {
+                    Some(us) => Some(us),
+                    None if strict => {
+                        return Err(SourceError::InvalidSchema(format!(
+                            "`{s}` is not a TIMESTAMP_NTZ (a date-time without a time zone{})",
+                            format
+                                .map(|f| format!(" in the format {f}"))
+                                .unwrap_or_default()
+                        )))
+                    }
+                    None => None,
+                }
+            }
+        };
+        values.push(micros);
+    }
+    Ok(Arc::new(TimestampMicrosecondArray::from(values)))
+}
+
+/// A local date-time as Spark's `stringToTimestampWithoutTimeZone(text, allowTimeZone =
+/// false)` reads it: `[+-]yyyy[-[m]m[-[d]d]]`, then optionally `T` or a space and
+/// `[h]h[:[m]m[:[s]s[.fraction]]]` (digits past microseconds dropped), surrounding spaces
+/// ignored; anything more (a zone) makes it unreadable. Microseconds since 1970-01-01T00:00.
+pub fn local_micros(text: &str) -> Option<i64> {
+    let s = text.trim();
+    let (date, time) = match s.find(['T', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (negative, date) = match date.as_bytes().first() {
+        Some(b'-') => (true, &date[1..]),
+        Some(b'+') => (false, &date[1..]),
+        _ => (false, date),
+    };
+    let mut parts = date.split('-');
+    let year = number(parts.next()?, 4, 6)?;
+    let month = parts.next().map_or(Some(1), |m| number(m, 1, 2))?;
+    let day = parts.next().map_or(Some(1), |d| number(d, 1, 2))?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let year = i32::try_from(year).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(if negative { -year } else { year }, month, day)?;
+    let (mut hour, mut minute, mut second, mut micros) = (0, 0, 0, 0);
+    if let Some(time) = time.filter(|t| !t.is_empty()) {
+        let (clock, fraction) = match time.split_once('.') {
+            Some((clock, fraction)) => (clock, Some(fraction)),
+            None => (time, None),
+        };
+        let mut fields = clock.split(':');
+        hour = number(fields.next()?, 1, 2)?;
+        minute = fields.next().map_or(Some(0), |m| number(m, 1, 2))?;
+        second = fields.next().map_or(Some(0), |s| number(s, 1, 2))?;
+        if fields.next().is_some() {
+            return None;
+        }
+        if let Some(fraction) = fraction {
+            let digits = fraction.get(..fraction.len().min(6))?;
+            let value = number(fraction, 1, 9).and(number(digits, 1, 6))?;
+            micros = value * 10u32.pow(6 - digits.len() as u32);
+        }
+    }
+    let time = chrono::NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
+    Some(date.and_time(time).and_utc().timestamp_micros())
+}
+
+/// A run of `min..=max` ASCII digits.
+fn number(text: &str, min: usize, max: usize) -> Option<u32> {
+    (text.len() >= min && text.len() <= max && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
 }
 
 fn parse_with_format(
@@ -285,6 +393,56 @@ mod tests {
         let bad: ArrayRef = Arc::new(StringArray::from(vec!["yesterday"]));
         assert!(text_times(&bad, None, true).is_err());
         assert!(text_times(&bad, None, false).unwrap().is_null(0));
+    }
+
+    /// Spark's `stringToTimestampWithoutTimeZone(_, allowTimeZone = false)`, as
+    /// `DateTimeUtilsSuite` ("SPARK-35780: support full range of timestamp string") and
+    /// JacksonParser read a TIMESTAMP_NTZ: local date-times at any precision, dates alone,
+    /// and no zone.
+    #[test]
+    fn local_date_times_as_spark_reads_a_timestamp_ntz() {
+        let at = |y, mo, d, h, mi, s, us| {
+            chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_micro_opt(h, mi, s, us)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros()
+        };
+        for (text, want) in [
+            ("2024-03-01T10:20:30", at(2024, 3, 1, 10, 20, 30, 0)),
+            ("2024-03-01 10:20:30.1", at(2024, 3, 1, 10, 20, 30, 100_000)),
+            (
+                "2024-03-01T10:20:30.123456",
+                at(2024, 3, 1, 10, 20, 30, 123_456),
+            ),
+            (
+                "2024-03-01T10:20:30.123456789",
+                at(2024, 3, 1, 10, 20, 30, 123_456),
+            ),
+            ("2024-03-01T10:20", at(2024, 3, 1, 10, 20, 0, 0)),
+            ("2024-3-1", at(2024, 3, 1, 0, 0, 0, 0)),
+            ("2024-03", at(2024, 3, 1, 0, 0, 0, 0)),
+            ("2024", at(2024, 1, 1, 0, 0, 0, 0)),
+            (" 2024-03-01 ", at(2024, 3, 1, 0, 0, 0, 0)),
+            ("1969-12-31T23:59:59.999999", -1),
+        ] {
+            assert_eq!(local_micros(text), Some(want), "{text}");
+        }
+        for text in [
+            "2024-03-01T10:20:30Z",
+            "2024-03-01T10:20:30+01:00",
+            "2024-03-01 10:20:30 UTC",
+            "2024-02-30",
+            "2024-03-01T25:00",
+            "1704067200",
+            "24-03-01",
+            "",
+            "yesterday",
+            "2024-03-01T10:20:30.",
+        ] {
+            assert_eq!(local_micros(text), None, "{text}");
+        }
     }
 
     #[test]
