@@ -177,18 +177,37 @@ fn decode_fast(
     Ok(batches)
 }
 
-/// Decode a single record with a decoder; on error the decoder must be rebuilt.
-fn decode_one(
+/// Decode one line with a decoder, all of it (a line may hold more records than a batch: a
+/// top-level array); on error the decoder must be rebuilt.
+fn decode_all(
     decoder: &mut Decoder,
     line: &[u8],
-) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
-    decoder.decode(line)?;
+) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    let mut batches = Vec::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        let used = decoder.decode(rest)?;
+        rest = &rest[used..];
+        if !rest.is_empty() {
+            // The decoder holds a full batch: take it, then go on.
+            match decoder.flush()? {
+                Some(batch) => batches.push(batch),
+                None if used == 0 => {
+                    return Err(arrow::error::ArrowError::JsonError(
+                        "the decoder made no progress".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
+    }
     if decoder.has_partial_record() {
         return Err(arrow::error::ArrowError::JsonError(
             "incomplete record".into(),
         ));
     }
-    decoder.flush()
+    batches.extend(decoder.flush()?);
+    Ok(batches)
 }
 
 /// The per-record path, for a file the fast path refused: each line is tried alone (a probe
@@ -244,7 +263,23 @@ fn decode_by_line(
                 } else {
                     &rewritten
                 };
-                good.decode(record)?;
+                let mut rest = record;
+                while !rest.is_empty() {
+                    let used = good.decode(rest)?;
+                    rest = &rest[used..];
+                    if !rest.is_empty() {
+                        // A full batch (a line of many records): hand it on, then go on.
+                        let full = good.flush()?;
+                        if full.is_none() && used == 0 {
+                            return Err(SourceError::Unreadable(format!(
+                                "{path} line {}: the JSON decoder made no progress",
+                                index + first_line
+                            )));
+                        }
+                        out.push_rows(full)?;
+                        buffered = 0;
+                    }
+                }
                 good.decode(b"\n")?;
                 buffered += rows;
                 for _ in 0..rows {
@@ -289,13 +324,14 @@ fn probe_line(
     parsed: &SchemaRef,
     format: timestamps::Formats<'_>,
 ) -> Result<Option<usize>, arrow::error::ArrowError> {
-    match decode_one(probe, line)? {
+    let mut rows = None;
+    for batch in decode_all(probe, line)? {
         // A time that is not a time makes the record malformed.
-        Some(rows) => timestamps::to_target_strict(rows, parsed, format)
-            .map(|b| Some(b.num_rows()))
-            .map_err(|e| arrow::error::ArrowError::JsonError(e.to_string())),
-        None => Ok(None),
+        let batch = timestamps::to_target_strict(batch, parsed, format)
+            .map_err(|e| arrow::error::ArrowError::JsonError(e.to_string()))?;
+        rows = Some(rows.unwrap_or(0) + batch.num_rows());
     }
+    Ok(rows)
 }
 
 /// A record at least this long cannot be a string value (Arrow's 32-bit offsets).
@@ -307,7 +343,10 @@ fn salvage(schema: &SchemaRef, line: &[u8]) -> Result<RecordBatch, SourceError> 
     let mut lenient = builder(schema)
         .with_ignore_type_conflicts(true)
         .build_decoder()?;
-    if let Ok(Some(row)) = decode_one(&mut lenient, line) {
+    if let Some(row) = decode_all(&mut lenient, line)
+        .ok()
+        .and_then(|rows| rows.into_iter().next())
+    {
         return Ok(row);
     }
     null_row(schema)
@@ -536,6 +575,36 @@ mod tests {
                 "| 4 | 5 |"
             ]
         );
+    }
+
+    /// Regression: on the per-record path (a malformed line elsewhere in the file), a line
+    /// holding a top-level array of more than a batch of elements kept only the first batch:
+    /// the decoders stopped at a full batch and the rest of the line was dropped, silently.
+    #[test]
+    fn a_top_level_array_larger_than_a_batch_keeps_every_element() {
+        let spec = spec_of("v BIGINT, _corrupt_record STRING", &[]);
+        let n = BATCH_ROWS + 4_464;
+        let items: Vec<String> = (0..n).map(|i| format!("{{'v': {i}}}")).collect();
+        let data = format!("not json\n[{}]\n{{\"v\": -1}}\n", items.join(", "));
+        let decoded = decode(&spec, "f.json", data.as_bytes(), 1).unwrap();
+        assert_eq!(decoded.malformed, 1);
+        let values: Vec<Option<i64>> = decoded
+            .batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut want = vec![None];
+        want.extend((0..n as i64).map(Some));
+        want.push(Some(-1));
+        assert_eq!(values.len(), want.len());
+        assert_eq!(values, want);
     }
 
     /// multiLine: a pretty-printed document with a top-level array is a row per element; a

@@ -33,6 +33,10 @@ struct Unsupported;
 
 type Step<T> = Result<T, Unsupported>;
 
+/// Bytes of records per batch at most: wide records make smaller batches, whose buffers the
+/// allocator reuses instead of mapping fresh pages for each.
+const BATCH_BYTES: usize = 8 << 20;
+
 /// Nesting allowed inside a skipped value before the file is handed back.
 const MAX_SKIP_DEPTH: usize = 64;
 
@@ -43,6 +47,7 @@ pub(super) fn decode(schema: &SchemaRef, data: &[u8]) -> Option<Vec<RecordBatch>
     let mut parser = Parser { data, pos: 0 };
     let mut batches = Vec::new();
     let mut rows = 0;
+    let mut batch_start = 0;
     loop {
         parser.skip_whitespace();
         if parser.pos == data.len() {
@@ -50,7 +55,8 @@ pub(super) fn decode(schema: &SchemaRef, data: &[u8]) -> Option<Vec<RecordBatch>
         }
         record.object(&mut parser).ok()?;
         rows += 1;
-        if rows == BATCH_ROWS {
+        if rows == BATCH_ROWS || parser.pos - batch_start >= BATCH_BYTES {
+            batch_start = parser.pos;
             batches.push(finish(&mut record, schema)?);
             rows = 0;
         }
