@@ -463,6 +463,11 @@ impl Engine {
         }
         self.seen
             .advance(&record.files, effective_max_age(&self.cfg.options));
+        if self.source.cleans() {
+            // cleanSource: the batch's files are archived or deleted now that it is committed.
+            let cleaned = self.source.clean(&record.files).await;
+            tracing::debug!(cleaned, batch = record.batch_id, "committed files cleaned");
+        }
         if let Err(e) = self.records.expire(record.batch_id).await {
             tracing::warn!("could not delete old batch records: {e}");
         }

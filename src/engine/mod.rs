@@ -257,6 +257,12 @@ impl Engine {
         if committed.is_some() {
             seen.purge(effective_max_age(&cfg.options));
         }
+        if let (Some(v), true) = (committed, source.cleans()) {
+            // cleanSource: a kill may have cut short the cleaning of the last committed batch.
+            if let Some(last) = records.read(v).await? {
+                source.clean(&last.files).await;
+            }
+        }
         let query_id = newest
             .as_ref()
             .map(|r| r.query_id.clone())

@@ -131,7 +131,7 @@ pub(super) async fn open_store(
 }
 
 /// The object path of a file named relative to `prefix`, as listed.
-fn key(prefix: &Path, file: &str) -> Result<Path, SourceError> {
+pub(super) fn key(prefix: &Path, file: &str) -> Result<Path, SourceError> {
     let key = if prefix.as_ref().is_empty() {
         file.to_string()
     } else {

@@ -7,6 +7,7 @@
 
 pub mod arrivals;
 pub mod chunks;
+pub mod clean;
 pub mod compression;
 pub mod ddl;
 pub mod decode;
@@ -98,6 +99,8 @@ pub struct FileSource {
     file_columns: FileColumns,
     /// The columns the query reads (`None`: all); the others are not decoded.
     read_columns: Option<Vec<String>>,
+    /// What happens to the files of committed batches (`cleanSource`).
+    cleaner: clean::Cleaner,
 }
 
 impl FileSource {
@@ -118,6 +121,11 @@ impl FileSource {
                 "option lineSep is read for JSON sources; {format} files end records at line ends: remove it"
             )));
         }
+        let cleaner = clean::Cleaner::new(
+            &options.clean_source,
+            options.source_archive_dir.as_deref(),
+            &location,
+        )?;
         let io = Arc::new(IoStats::default());
         let store = storage::object_store(&location, &io)
             .map_err(|e| SourceError::Location(e.to_string()))?;
@@ -153,7 +161,57 @@ impl FileSource {
             filter,
             file_columns,
             read_columns: None,
+            cleaner,
         })
+    }
+
+    /// Does this source archive or delete the files of committed batches (`cleanSource`)?
+    pub fn cleans(&self) -> bool {
+        self.cleaner != clean::Cleaner::Off
+    }
+
+    /// Archive or delete the files of a committed batch (`cleanSource`; see [`clean`]). Only
+    /// a committed batch's files may be given. Housekeeping, as in Spark: a file that cannot
+    /// be cleaned is reported and left. Returns how many files were cleaned.
+    pub async fn clean(&self, files: &[FileEntry]) -> usize {
+        if !self.cleans() {
+            return 0;
+        }
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        match self.location.local_path() {
+            Some(dir) => {
+                let (dir, cleaner) = (dir.clone(), self.cleaner.clone());
+                let cleaned = tokio::task::spawn_blocking(move || {
+                    let mut cleaned = 0;
+                    for file in &paths {
+                        match clean::clean_local(&cleaner, &dir, file) {
+                            Ok(done) => cleaned += usize::from(done),
+                            Err(e) => tracing::warn!(file, "could not clean a committed file: {e}"),
+                        }
+                    }
+                    cleaned
+                })
+                .await;
+                cleaned.unwrap_or(0)
+            }
+            None => {
+                let prefix = self.location.prefix();
+                let mut cleaned = 0;
+                for file in &paths {
+                    let result = match listing::key(&prefix, file) {
+                        Ok(key) => clean::clean_object(&self.cleaner, &self.store, &key)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match result {
+                        Ok(done) => cleaned += usize::from(done),
+                        Err(e) => tracing::warn!(file, "could not clean a committed file: {e}"),
+                    }
+                }
+                cleaned
+            }
+        }
     }
 
     /// Decode only these columns (the ones the query reads; Spark's column pruning): the

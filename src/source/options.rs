@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::clean::CleanSource;
 use super::transcode::Charset;
 use super::SourceError;
 use crate::duration::parse_duration;
@@ -105,6 +106,10 @@ pub struct SourceOptions {
     pub json: JsonOptions,
     /// Folders: which files below the source are read, and partition columns.
     pub folders: FolderOptions,
+    /// What happens to a committed batch's files (`cleanSource`).
+    pub clean_source: CleanSource,
+    /// Where `cleanSource=archive` moves them (`sourceArchiveDir`).
+    pub source_archive_dir: Option<String>,
 }
 
 /// JSON options with Spark's names and defaults.
@@ -196,6 +201,8 @@ impl Default for SourceOptions {
             encoding: None,
             json: JsonOptions::default(),
             folders: FolderOptions::default(),
+            clean_source: CleanSource::Off,
+            source_archive_dir: None,
         }
     }
 }
@@ -213,6 +220,8 @@ const KNOWN: &[&str] = &[
     "delimiter",
     "timestampFormat",
     "timestampNTZFormat",
+    "cleanSource",
+    "sourceArchiveDir",
     "multiLine",
     "primitivesAsString",
     "prefersDecimal",
@@ -341,6 +350,16 @@ impl SourceOptions {
                     })?)
                 }
                 "dateFormat" => o.date_format = Some(v.to_string()),
+                "cleanSource" => {
+                    o.clean_source = CleanSource::parse(v)
+                        .ok_or_else(|| bad(key, v, "expected off, archive or delete"))?
+                }
+                "sourceArchiveDir" => {
+                    if v.trim().is_empty() {
+                        return Err(bad(key, v, "expected a folder outside the source"));
+                    }
+                    o.source_archive_dir = Some(v.to_string())
+                }
                 "basePath" => {
                     if v.is_empty() {
                         return Err(bad(key, v, "expected a folder above the source"));

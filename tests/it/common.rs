@@ -348,10 +348,9 @@ impl Moto {
         }
     }
 
-    /// Put one object, its key used as written.
-    pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) {
-        use object_store::ObjectStoreExt;
-        let store = object_store::aws::AmazonS3Builder::new()
+    /// A client of one bucket of this server.
+    fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
             .with_endpoint(format!("http://127.0.0.1:{}", self.port))
             .with_allow_http(true)
             .with_region("us-east-1")
@@ -359,9 +358,30 @@ impl Moto {
             .with_secret_access_key("test")
             .with_bucket_name(bucket)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Put one object, its key used as written.
+    pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) {
+        use object_store::ObjectStoreExt;
         let path = object_store::path::Path::parse(key).unwrap();
-        store.put(&path, data.into()).await.unwrap();
+        self.store(bucket).put(&path, data.into()).await.unwrap();
+    }
+
+    /// The keys below `prefix` of `bucket`, sorted.
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let prefix = object_store::path::Path::from(prefix);
+        let mut keys: Vec<String> = self
+            .store(bucket)
+            .list(Some(&prefix))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
     }
 
     /// Run sluice with this server's settings and require success.

@@ -14,6 +14,16 @@ use crate::common::*;
 /// Kill `sluice run` with `extra` flags at random moments over a 50-file ingest (one file per
 /// batch), restarting each time, then let it finish.
 fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
+    ingest_with_kills_checking(target, query, extra, &mut || {});
+}
+
+/// [`ingest_with_kills`], calling `after_kill` after each kill.
+fn ingest_with_kills_checking(
+    target: &Target<'_>,
+    query: &str,
+    extra: &[&str],
+    after_kill: &mut dyn FnMut(),
+) {
     let mut args = events_args(
         &target.src,
         &target.table,
@@ -120,6 +130,7 @@ fn ingest_with_kills(target: &Target<'_>, query: &str, extra: &[&str]) {
                 if let Some(p) = last_phase.lock().unwrap().clone() {
                     phases_hit.insert(p);
                 }
+                after_kill();
             }
         }
     }
@@ -227,4 +238,137 @@ async fn sigkill_on_s3_in_complete_mode() {
 async fn sigkill_on_s3_in_append_mode() {
     let Some(moto) = Moto::start() else { return };
     windowed_exact(&Target::s3(&moto, "crash", 0..50).await, "append").await;
+}
+
+/// The txn version of `app` in a local table, from its commit files (-1: none).
+fn committed_version(table: &std::path::Path, app: &str) -> i64 {
+    let mut version = -1;
+    for entry in std::fs::read_dir(table.join("_delta_log"))
+        .into_iter()
+        .flatten()
+    {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        // A commit being written may be cut; its lines are read as far as they parse.
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(action) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if action["txn"]["appId"] == app {
+                version = version.max(action["txn"]["version"].as_i64().unwrap_or(-1));
+            }
+        }
+    }
+    version
+}
+
+/// The files of every regular file below `dir`, relative to it.
+fn files_below(dir: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(dir)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// cleanSource=archive under SIGKILL (Spark's `FileStreamSource` cleaner): after every kill,
+/// the files of the planned but uncommitted batch are all still in the source; at the end every
+/// file was read once (table exact) and moved to the archive under its whole path, the source
+/// is empty, and nothing was lost or copied twice.
+#[tokio::test]
+async fn sigkill_with_clean_source_moves_only_committed_files() {
+    let dir = tempdir();
+    let target = Target::local(dir.path(), 0..50);
+    let src = target.local_src.clone();
+    let table = std::path::PathBuf::from(&target.table);
+    let archive = dir.path().join("archive");
+    let archive_option = format!("sourceArchiveDir={}", archive.display());
+    let all = files_below(&src);
+    let mut checks = 0;
+    let mut check = || {
+        let committed = committed_version(&table, "sluice-cleaner");
+        let planned = table.join(format!(
+            "_sluice/queries/cleaner/batches/{:020}.json",
+            committed + 1
+        ));
+        let archived = files_below(&archive);
+        if let Ok(text) = std::fs::read_to_string(&planned) {
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+                return; // a record being written
+            };
+            for file in record["files"].as_array().unwrap() {
+                let name = file["path"].as_str().unwrap();
+                assert!(
+                    src.join(name).exists(),
+                    "{name} of uncommitted batch {} was cleaned",
+                    committed + 1
+                );
+            }
+            checks += 1;
+        }
+        // Nothing lost: every file is in the source or the archive.
+        let in_source = files_below(&src);
+        assert_eq!(
+            all.iter()
+                .filter(|f| in_source.contains(*f)
+                    || archived.iter().any(|a| a.ends_with(&format!("/{f}"))))
+                .count(),
+            all.len()
+        );
+    };
+    ingest_with_kills_checking(
+        &target,
+        "cleaner",
+        &[
+            "--option",
+            "cleanSource=archive",
+            "--option",
+            &archive_option,
+        ],
+        &mut check,
+    );
+    assert!(checks > 0, "no kill landed while a batch was planned");
+    let got = target.rows("SELECT time, action FROM t").await;
+    let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+    assert_eq!(got, want);
+    target.assert_txns("cleaner", 49).await;
+    assert!(files_below(&src).is_empty(), "{:?}", files_below(&src));
+    let moved_to = archive.join(src.strip_prefix("/").unwrap());
+    assert_eq!(files_below(&moved_to), all);
+    for f in &all {
+        assert_eq!(
+            std::fs::read(moved_to.join(f)).unwrap(),
+            std::fs::read(fixture("events").join(f)).unwrap()
+        );
+    }
+}
+
+/// cleanSource=delete on S3 under SIGKILL: the table is exact and the source prefix empty.
+#[tokio::test]
+async fn sigkill_on_s3_with_clean_source_delete() {
+    let Some(moto) = Moto::start() else { return };
+    let target = Target::s3(&moto, "cleaner", 0..50).await;
+    ingest_with_kills(&target, "cleaner", &["--option", "cleanSource=delete"]);
+    let got = target.rows("SELECT time, action FROM t").await;
+    let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+    assert_eq!(got, want);
+    target.assert_txns("cleaner", 49).await;
+    assert_eq!(moto.keys("cleaner", "src").await, Vec::<String>::new());
 }

@@ -101,6 +101,28 @@ fn conflicting_read_limits() {
     );
 }
 
+/// Spark's checks on cleanSource: archive needs a folder outside the source; the fixtures'
+/// files are never touched by a rejected query.
+#[test]
+fn clean_source_needs_an_archive_folder_outside_the_source() {
+    expect_error(
+        &["--option", "cleanSource=archive"],
+        "needs --option sourceArchiveDir=FOLDER",
+    );
+    let inside = format!(
+        "sourceArchiveDir={}",
+        fixture("events").join("old").display()
+    );
+    expect_error(
+        &["--option", "cleanSource=archive", "--option", &inside],
+        "inside the source",
+    );
+    expect_error(
+        &["--option", "cleanSource=move"],
+        "expected off, archive or delete",
+    );
+}
+
 #[test]
 fn bad_trigger() {
     expect_error(
