@@ -196,9 +196,18 @@ impl DataStreamWriter {
         self
     }
 
-    /// Compact the table's small files every `n` batches, inside the stream (0: never).
+    /// Compact the table's small files every `n` batches, inside the stream (0: never;
+    /// automatic compaction decides).
     pub fn compact_every(mut self, n: u32) -> Self {
         self.frame.cfg.compact_every = n;
+        self
+    }
+
+    /// Whether a table this query creates compacts itself (`delta.autoOptimize.autoCompact`,
+    /// on by default), and after how many small files.
+    pub fn auto_compact(mut self, on: bool, min_files: usize) -> Self {
+        self.frame.cfg.auto_compact = on;
+        self.frame.cfg.auto_compact_min_files = min_files;
         self
     }
 

@@ -116,6 +116,12 @@ pub struct RunArgs {
     /// Compact the table's small files every N batches, inside the stream (dataChange=false).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub compact_every: u32,
+    /// A table this query creates does not compact itself (delta.autoOptimize.autoCompact=false).
+    #[arg(long)]
+    pub no_auto_compact: bool,
+    /// Small files that make an automatic compaction due.
+    #[arg(long, value_name = "N", default_value_t = crate::sink::compaction::MIN_FILES)]
+    pub auto_compact_min_files: usize,
     /// Live progress on stderr: bar, json or none (default: bar on a terminal, else none).
     #[arg(long, value_enum)]
     pub progress: Option<ProgressStyle>,
@@ -185,6 +191,8 @@ impl RunArgs {
         cfg.trigger = trigger;
         cfg.partition_by = partition_by;
         cfg.compact_every = self.compact_every;
+        cfg.auto_compact = !self.no_auto_compact;
+        cfg.auto_compact_min_files = self.auto_compact_min_files;
         Ok(cfg)
     }
 

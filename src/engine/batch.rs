@@ -471,8 +471,7 @@ impl Engine {
         if let Err(e) = self.records.expire(record.batch_id).await {
             tracing::warn!("could not delete old batch records: {e}");
         }
-        let every = i64::from(self.cfg.compact_every);
-        if every > 0 && (record.batch_id + 1) % every == 0 {
+        if self.compaction_due(record.batch_id).await {
             // Housekeeping: a failure here leaves the table as it was, and the stream goes on.
             match self.sink.compact().await {
                 Ok(n) => tracing::info!(files = n, "small files compacted"),
@@ -499,6 +498,25 @@ impl Engine {
             durations,
             end_offset,
         ))
+    }
+
+    /// Compact after this batch? Every `--compact-every` batches when given, else when the
+    /// table compacts itself and small files piled up (see [`crate::sink::compaction`]).
+    async fn compaction_due(&mut self, batch_id: i64) -> bool {
+        let every = i64::from(self.cfg.compact_every);
+        if every > 0 {
+            return (batch_id + 1) % every == 0;
+        }
+        if !self.cfg.auto_compact {
+            return false;
+        }
+        self.sink
+            .auto_compaction_due(self.cfg.auto_compact_min_files)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("could not count the table's small files: {e}");
+                false
+            })
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -83,8 +83,13 @@ pub struct QueryConfig {
     pub trigger: Trigger,
     /// Partition columns of a new table.
     pub partition_by: Vec<String>,
-    /// Compact the table's small files every this many batches (0: never).
+    /// Compact the table's small files every this many batches (0: never; automatic
+    /// compaction decides).
     pub compact_every: u32,
+    /// A table this query creates compacts itself (`delta.autoOptimize.autoCompact`).
+    pub auto_compact: bool,
+    /// Small live files that make an automatic compaction due.
+    pub auto_compact_min_files: usize,
 }
 
 impl QueryConfig {
@@ -104,6 +109,8 @@ impl QueryConfig {
             trigger: Trigger::AvailableNow,
             partition_by: Vec::new(),
             compact_every: 0,
+            auto_compact: true,
+            auto_compact_min_files: crate::sink::compaction::MIN_FILES,
         }
     }
 
@@ -193,7 +200,8 @@ impl Engine {
     pub async fn start(cfg: QueryConfig) -> Result<Engine, Error> {
         validate_config(&cfg)?;
         let mut source = FileSource::open(&cfg.source, cfg.format, cfg.options.clone())?;
-        let sink = DeltaSink::open(&cfg.sink, cfg.partition_by.clone()).await?;
+        let mut sink = DeltaSink::open(&cfg.sink, cfg.partition_by.clone()).await?;
+        sink.set_auto_compact(cfg.auto_compact);
         let app_id = cfg.app_id();
         let records = RecordStore::new(sink.store(), &cfg.query_name);
         let committed = if sink.exists() {

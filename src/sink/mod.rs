@@ -1,6 +1,7 @@
 //! The Delta table the query writes: opened (or created at the first batch) and written with
 //! Parquet data files that stay invisible until the batch's commit (see [`crate::commit`]).
 
+pub mod compaction;
 pub mod schema;
 pub mod upsert;
 pub mod writer;
@@ -90,6 +91,8 @@ pub struct DeltaSink {
     exists: bool,
     partition_by: Vec<String>,
     io: Arc<IoStats>,
+    /// Does a table this sink creates compact itself (`delta.autoOptimize.autoCompact`)?
+    auto_compact: bool,
 }
 
 impl DeltaSink {
@@ -116,7 +119,35 @@ impl DeltaSink {
             exists,
             partition_by,
             io,
+            auto_compact: true,
         })
+    }
+
+    /// Whether a table this sink creates turns automatic compaction on (the default) or off.
+    pub fn set_auto_compact(&mut self, on: bool) {
+        self.auto_compact = on;
+    }
+
+    /// Is an automatic compaction due: the table's `delta.autoOptimize.autoCompact` is on and
+    /// it holds at least `min_files` small live files (see [`compaction`])?
+    pub async fn auto_compaction_due(&mut self, min_files: usize) -> Result<bool, SinkError> {
+        if !self.exists {
+            return Ok(false);
+        }
+        // The table as the batch's own commit left it.
+        self.table.update_incremental(None).await?;
+        let snapshot = self.table.snapshot()?;
+        let property = snapshot
+            .metadata()
+            .configuration()
+            .get(deltalake::TableProperty::AutoOptimizeAutoCompact.as_ref())
+            .cloned();
+        if !compaction::enabled(property.as_deref()) {
+            return Ok(false);
+        }
+        let files = snapshot.log_data();
+        let sizes = files.iter().map(|f| u64::try_from(f.size()).unwrap_or(0));
+        Ok(compaction::due(sizes, min_files))
     }
 
     /// Storage requests made so far (counted on S3 only).
@@ -202,6 +233,10 @@ impl DeltaSink {
                     deltalake::TableProperty::CheckpointInterval,
                     Some(CHECKPOINT_INTERVAL),
                 )
+                .with_configuration_property(
+                    deltalake::TableProperty::AutoOptimizeAutoCompact,
+                    Some(if self.auto_compact { "true" } else { "false" }),
+                )
                 .with_save_mode(SaveMode::Ignore)
                 .await;
             match created {
@@ -244,6 +279,9 @@ impl DeltaSink {
 
     /// Compact small files (a `dataChange=false` commit); returns the files compacted.
     pub async fn compact(&mut self) -> Result<u64, SinkError> {
+        // Planned on the newest version (the batch just committed may have removed files), so
+        // the compaction does not conflict with the stream's own commits.
+        self.table.update_incremental(None).await?;
         let (table, metrics) = self.table.clone().optimize().await?;
         self.table = table;
         Ok(metrics.num_files_removed)

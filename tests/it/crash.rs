@@ -178,6 +178,10 @@ const SLIDING: &str =
 const WINDOW_ROWS: &str = "SELECT action, \"window\"['start'], \"window\"['end'], n FROM t";
 
 async fn windowed_exact(target: &Target<'_>, mode: &str) {
+    windowed_exact_with(target, mode, &[]).await;
+}
+
+async fn windowed_exact_with(target: &Target<'_>, mode: &str, flags: &[&str]) {
     let (sql, sliding, closed, last) = match mode {
         "complete" => (HOURLY, false, false, 49),
         "update" => (SLIDING, true, false, 50),
@@ -187,6 +191,7 @@ async fn windowed_exact(target: &Target<'_>, mode: &str) {
     if mode != "complete" {
         extra.extend(["--watermark", "time, 10 minutes"]);
     }
+    extra.extend_from_slice(flags);
     ingest_with_kills(target, mode, &extra);
     assert_eq!(
         target.rows(WINDOW_ROWS).await,
@@ -371,4 +376,70 @@ async fn sigkill_on_s3_with_clean_source_delete() {
     assert_eq!(got, want);
     target.assert_txns("cleaner", 49).await;
     assert_eq!(moto.keys("cleaner", "src").await, Vec::<String>::new());
+}
+
+/// Automatic compaction after every few batches, beside each output mode, under SIGKILL: the
+/// table is exact, each batch committed once, the compactions are `dataChange=false` commits of
+/// their own, and the live files stay few.
+async fn compacted_exact(mode: &str) {
+    let dir = tempdir();
+    let target = Target::local(dir.path(), 0..50);
+    let flags = ["--auto-compact-min-files", "4"];
+    if mode == "append" {
+        ingest_with_kills(&target, "crashy", &flags);
+        let got = target.rows("SELECT time, action FROM t").await;
+        let want = expected_events(&fixture("events"), "SELECT time, action FROM events").await;
+        assert_eq!(got, want);
+        target.assert_txns("crashy", 49).await;
+    } else {
+        windowed_exact_with(&target, mode, &flags).await;
+    }
+    let table = std::path::PathBuf::from(&target.table);
+    let mut optimized = 0;
+    for entry in std::fs::read_dir(table.join("_delta_log")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("\"operation\":\"OPTIMIZE\"") {
+            continue;
+        }
+        optimized += 1;
+        for line in text.lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            for kind in ["add", "remove"] {
+                if let Some(a) = action.get(kind) {
+                    assert_eq!(a["dataChange"], false, "{line}");
+                }
+            }
+            assert!(
+                action.get("txn").is_none(),
+                "a compaction carries no txn: {line}"
+            );
+        }
+    }
+    let live = inspect_json(&table, 0)["numFiles"].as_u64().unwrap();
+    if mode == "complete" {
+        // Each batch rewrites the whole result: one file, nothing to compact.
+        assert!(live <= 2, "{live} live files");
+    } else {
+        assert!(optimized >= 5, "only {optimized} compactions in 50 batches");
+        assert!(live <= 4, "{live} live files after automatic compaction");
+    }
+}
+
+#[tokio::test]
+async fn sigkill_with_automatic_compaction_in_append_mode() {
+    compacted_exact("append").await;
+}
+
+#[tokio::test]
+async fn sigkill_with_automatic_compaction_in_update_mode() {
+    compacted_exact("update").await;
+}
+
+#[tokio::test]
+async fn sigkill_with_automatic_compaction_in_complete_mode() {
+    compacted_exact("complete").await;
 }

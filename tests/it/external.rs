@@ -160,3 +160,63 @@ os._exit(0)  # skip interpreter teardown: the readers' native threads may abort 
         expected_hourly(&src, false).await
     );
 }
+
+/// A table Sluice compacted itself (automatic compaction, on by default for tables it creates)
+/// reads the same in Python deltalake, Polars and DuckDB.
+#[tokio::test]
+async fn external_readers_read_an_automatically_compacted_table() {
+    let dir = tempdir();
+    let table = dir.path().join("t");
+    run_events(
+        &fixture("events"),
+        &table,
+        &[
+            "--option",
+            "maxFilesPerTrigger=1",
+            "--auto-compact-min-files",
+            "8",
+        ],
+    );
+    let report = inspect_json(&table, 0);
+    assert!(report["numFiles"].as_u64().unwrap() <= 8, "{report}");
+    let meta = log_actions(&table, 0)
+        .into_iter()
+        .find_map(|a| a.get("metaData").cloned())
+        .unwrap();
+    assert_eq!(
+        meta["configuration"]["delta.autoOptimize.autoCompact"],
+        "true"
+    );
+    let Some(python) = external_python() else {
+        return;
+    };
+    let script = r#"
+import json, os, sys
+from deltalake import DeltaTable
+import polars as pl
+import duckdb
+from duckdb_extensions import import_extension
+path = sys.argv[1]
+dt = DeltaTable(path)
+d = dt.to_pyarrow_table()
+p = pl.read_delta(path)
+import_extension("delta")
+c = duckdb.connect()
+c.sql("LOAD delta")
+k = c.sql(f"SELECT count(*), count(DISTINCT action) FROM delta_scan('{path}')").fetchone()
+ops = [h["operation"] for h in dt.history()]
+print(json.dumps({"deltalake": d.num_rows, "polars": p.height, "duckdb": int(k[0]),
+                  "actions": int(k[1]), "optimize": ops.count("OPTIMIZE")}), flush=True)
+os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, table.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["deltalake"], 100_000, "{got}");
+    assert_eq!(got["polars"], 100_000, "{got}");
+    assert_eq!(got["duckdb"], 100_000, "{got}");
+    assert!(got["optimize"].as_u64().unwrap() >= 5, "{got}");
+}
