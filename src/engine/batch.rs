@@ -30,6 +30,12 @@ use crate::source::discovery::effective_max_age;
 use crate::source::SourceError;
 
 /// An input stream with no rows.
+/// The data files a batch's commit added (their sizes) and removed (their paths).
+struct FileChange {
+    added: Vec<u64>,
+    removed: std::collections::HashSet<String>,
+}
+
 pub(super) fn empty_input(schema: &SchemaRef) -> SendableRecordBatchStream {
     Box::pin(RecordBatchStreamAdapter::new(
         schema.clone(),
@@ -415,9 +421,22 @@ impl Engine {
         });
         let mut attempts = 0;
         let mut commit_attempts = 0;
-        let version = loop {
+        let (version, added) = loop {
             attempts += 1;
             let (adds, extra, read_version) = self.actions(&produced.output).await?;
+            let added = FileChange {
+                added: adds
+                    .iter()
+                    .map(|a| u64::try_from(a.size).unwrap_or(0))
+                    .collect(),
+                removed: extra
+                    .iter()
+                    .filter_map(|a| match a {
+                        deltalake::kernel::Action::Remove(r) => Some(r.path.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            };
             crash_window("written", record.batch_id).await;
             let commit = BatchCommit {
                 app_id: self.cfg.app_id(),
@@ -432,7 +451,7 @@ impl Engine {
             match commit::commit_batch(self.sink.table_mut(), &commit, &mut self.own_commit).await? {
                 CommitOutcome::Committed { version, attempts: tries } => {
                     commit_attempts += tries;
-                    break version;
+                    break (version, added);
                 }
                 CommitOutcome::Superseded { .. } => {
                     return Err(SinkError::AnotherInstance {
@@ -471,7 +490,7 @@ impl Engine {
         if let Err(e) = self.records.expire(record.batch_id).await {
             tracing::warn!("could not delete old batch records: {e}");
         }
-        if self.compaction_due(record.batch_id).await {
+        if self.compaction_due(record.batch_id, &added) {
             // Housekeeping: a failure here leaves the table as it was, and the stream goes on.
             match self.sink.compact().await {
                 Ok(n) => tracing::info!(files = n, "small files compacted"),
@@ -500,9 +519,10 @@ impl Engine {
         ))
     }
 
-    /// Compact after this batch? Every `--compact-every` batches when given, else when the
-    /// table compacts itself and small files piled up (see [`crate::sink::compaction`]).
-    async fn compaction_due(&mut self, batch_id: i64) -> bool {
+    /// Compact after this batch (its change to the table's files)? Every `--compact-every`
+    /// batches when given, else when the table compacts itself and small files piled up (see
+    /// [`crate::sink::compaction`]).
+    fn compaction_due(&self, batch_id: i64, change: &FileChange) -> bool {
         let every = i64::from(self.cfg.compact_every);
         if every > 0 {
             return (batch_id + 1) % every == 0;
@@ -511,8 +531,11 @@ impl Engine {
             return false;
         }
         self.sink
-            .auto_compaction_due(self.cfg.auto_compact_min_files)
-            .await
+            .auto_compaction_due(
+                self.cfg.auto_compact_min_files,
+                &change.added,
+                &change.removed,
+            )
             .unwrap_or_else(|e| {
                 tracing::warn!("could not count the table's small files: {e}");
                 false

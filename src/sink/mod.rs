@@ -129,13 +129,19 @@ impl DeltaSink {
     }
 
     /// Is an automatic compaction due: the table's `delta.autoOptimize.autoCompact` is on and
-    /// it holds at least `min_files` small live files (see [`compaction`])?
-    pub async fn auto_compaction_due(&mut self, min_files: usize) -> Result<bool, SinkError> {
+    /// it holds at least `min_files` small live files (see [`compaction`])? Counted on the
+    /// table as loaded, less the files the batch just committed removed (`removed`: paths),
+    /// plus those it added (`added`: sizes), without reading the log again: listing the log
+    /// costs what the log holds.
+    pub fn auto_compaction_due(
+        &self,
+        min_files: usize,
+        added: &[u64],
+        removed: &std::collections::HashSet<String>,
+    ) -> Result<bool, SinkError> {
         if !self.exists {
             return Ok(false);
         }
-        // The table as the batch's own commit left it.
-        self.table.update_incremental(None).await?;
         let snapshot = self.table.snapshot()?;
         let property = snapshot
             .metadata()
@@ -146,7 +152,11 @@ impl DeltaSink {
             return Ok(false);
         }
         let files = snapshot.log_data();
-        let sizes = files.iter().map(|f| u64::try_from(f.size()).unwrap_or(0));
+        let sizes = files
+            .iter()
+            .filter(|f| !removed.contains(f.path().as_ref()))
+            .map(|f| u64::try_from(f.size()).unwrap_or(0))
+            .chain(added.iter().copied());
         Ok(compaction::due(sizes, min_files))
     }
 
