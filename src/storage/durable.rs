@@ -23,7 +23,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -133,6 +133,39 @@ fn durable_put(path: PathBuf, payload: PutPayload, mode: PutMode) -> Result<()> 
     sync_dir(&dir).map_err(|e| io_error(&dir, e))
 }
 
+/// The object paths of the files in `dir` (the folder of object path `prefix`) that sort after
+/// `offset`, sorted — when `dir` holds only regular files with plain names (ASCII letters,
+/// digits, `.`, `_`, `-`: their object paths are their names, so comparing the names is
+/// comparing the paths). `None` otherwise (a subfolder, a link, a staging `name#123`, a name
+/// that needs encoding): the inner store lists such a folder.
+fn plain_names_after(dir: &FsPath, prefix: &str, offset: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        if !entry.file_type().ok()?.is_file() {
+            return None;
+        }
+        let name = entry.file_name();
+        let name = name.to_str()?;
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !plain {
+            return None;
+        }
+        let location = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if location.as_str() > offset {
+            out.push(location);
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
 #[async_trait]
 impl ObjectStore for DurableLocal {
     async fn put_opts(
@@ -193,7 +226,29 @@ impl ObjectStore for DurableLocal {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
+        let Some(dir) = prefix.and_then(|p| self.inner.path_to_filesystem(p).ok()) else {
+            return self.inner.list_with_offset(prefix, offset);
+        };
+        // The Delta log, read after each commit: names first, then only the new ones looked up
+        // (the inner store converts every entry of the folder, which grows with the log).
+        let prefix_text = prefix.map(|p| p.as_ref().to_string()).unwrap_or_default();
+        match plain_names_after(&dir, &prefix_text, offset.as_ref()) {
+            Some(names) => {
+                let inner = self.inner.clone();
+                futures::stream::iter(names)
+                    .then(move |name| {
+                        let inner = inner.clone();
+                        async move { inner.head(&Path::from(name)).await }
+                    })
+                    .filter(|meta| {
+                        // One removed since the folder was read is not listed.
+                        let gone = matches!(meta, Err(object_store::Error::NotFound { .. }));
+                        futures::future::ready(!gone)
+                    })
+                    .boxed()
+            }
+            None => self.inner.list_with_offset(prefix, offset),
+        }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
@@ -246,6 +301,57 @@ pub fn durable_local() -> Arc<dyn ObjectStore> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
+
+    /// Listing after an offset gives what the inner store gives — on a Delta-log-like folder
+    /// (read names first), and on folders it leaves to the inner store (a subfolder, a staging
+    /// file, a name that needs encoding).
+    #[tokio::test]
+    async fn listing_after_an_offset_matches_the_inner_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("_delta_log");
+        std::fs::create_dir_all(&log).unwrap();
+        for v in 0..30 {
+            std::fs::write(log.join(format!("{v:020}.json")), "{}").unwrap();
+        }
+        std::fs::write(log.join("00000000000000000020.checkpoint.parquet"), "x").unwrap();
+        std::fs::write(log.join("_last_checkpoint"), "{}").unwrap();
+        let store = DurableLocal::new();
+        let prefix = Path::from_absolute_path(&log).unwrap();
+        let listed = |offset: Path| {
+            let (store, prefix) = (&store, prefix.clone());
+            async move {
+                let mut fast: Vec<ObjectMeta> = store
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect()
+                    .await
+                    .unwrap();
+                let mut inner: Vec<ObjectMeta> = store
+                    .inner
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect()
+                    .await
+                    .unwrap();
+                fast.sort_by(|a, b| a.location.cmp(&b.location));
+                inner.sort_by(|a, b| a.location.cmp(&b.location));
+                assert_eq!(fast, inner);
+                fast.len()
+            }
+        };
+        let after = |v: u64| prefix.clone().join(format!("{v:020}.json"));
+        // 20..=29, the checkpoint of 20 and `_last_checkpoint` (`_` sorts after digits).
+        assert_eq!(listed(after(19)).await, 12);
+        assert_eq!(listed(after(29)).await, 1);
+        // A staging file, a name to encode, a subfolder: the inner store lists the folder.
+        std::fs::write(log.join("00000000000000000031.json#123"), "{}").unwrap();
+        assert_eq!(listed(after(28)).await, 2);
+        std::fs::write(log.join("a b%.json"), "{}").unwrap();
+        listed(after(28)).await;
+        std::fs::create_dir_all(log.join("sub")).unwrap();
+        std::fs::write(log.join("sub/00000000000000000040.json"), "{}").unwrap();
+        listed(after(28)).await;
+        assert!(plain_names_after(&log, "x", "y").is_none());
+    }
 
     #[tokio::test]
     async fn puts_are_atomic_and_create_never_replaces() {
