@@ -266,8 +266,17 @@ impl Engine {
             seen.purge(effective_max_age(&cfg.options));
         }
         if let (Some(v), true) = (committed, source.cleans()) {
-            // cleanSource: a kill may have cut short the cleaning of the last committed batch.
-            if let Some(last) = records.read(v).await? {
+            // cleanSource: a kill may have cut short the cleaning of the last committed batch
+            // (its record is the newest one unless a later batch was planned).
+            let read;
+            let last = match &newest {
+                Some(record) if record.batch_id == v => Some(record),
+                _ => {
+                    read = records.read(v).await?;
+                    read.as_ref()
+                }
+            };
+            if let Some(last) = last {
                 source.clean(&last.files).await;
             }
         }

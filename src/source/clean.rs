@@ -13,7 +13,7 @@
 //! Cleaning is housekeeping, as in Spark: a file that cannot be moved or deleted is reported and
 //! left where it is (it was read and committed; it is not read again).
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use object_store::{path::Path, ObjectStore, ObjectStoreExt};
@@ -128,10 +128,8 @@ pub(super) fn clean_local(
             let Some(dir) = archive.local_path() else {
                 return Ok(false);
             };
-            let to = PathBuf::from(archived_path(
-                &dir.to_string_lossy(),
-                &from.to_string_lossy(),
-            ));
+            // The archive folder, then the file's whole path (see [`archived_path`]).
+            let to = dir.join(from.strip_prefix("/").unwrap_or(&from));
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -181,6 +179,7 @@ pub(super) async fn clean_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn location(uri: &str) -> Location {
         Location::parse(uri).unwrap()

@@ -415,6 +415,25 @@ pub fn log_actions(table: &Path, version: u64) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The first action of `kind` (`metaData`, `protocol`, ...) in a local table's commit `version`.
+pub fn log_action(table: &Path, version: u64, kind: &str) -> serde_json::Value {
+    log_actions(table, version)
+        .into_iter()
+        .find_map(|a| a.get(kind).cloned())
+        .unwrap_or_else(|| panic!("no {kind} action in version {version}"))
+}
+
+/// Run a Python `script` (`-c`) with the external readers' `python` on `table`; what it
+/// printed, one JSON value.
+pub fn python_json(python: &str, script: &str, table: &Path) -> serde_json::Value {
+    let out = Command::new(python)
+        .args(["-c", script, table.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The files of a fixture, in name order.
 pub fn fixture_files(name: &str, range: std::ops::Range<usize>) -> Vec<PathBuf> {
     let mut names: Vec<_> = std::fs::read_dir(fixture(name))

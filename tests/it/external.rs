@@ -35,12 +35,7 @@ rows = sorted("%d|%s" % (tm, a) for tm, a in zip(times, actions))
 print(json.dumps({"rows": rows, "txn": dt.transaction_version("sluice-ext")}), flush=True)
 os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
-    let out = Command::new(&python)
-        .args(["-c", script, table.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python: {}", stderr(&out));
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = python_json(&python, script, &table);
     // 50 files, 6 per batch: batches 0..=8.
     assert_eq!(got["txn"], 8);
     let want = expected_events(
@@ -179,10 +174,7 @@ async fn external_readers_read_an_automatically_compacted_table() {
     );
     let report = inspect_json(&table, 0);
     assert!(report["numFiles"].as_u64().unwrap() <= 8, "{report}");
-    let meta = log_actions(&table, 0)
-        .into_iter()
-        .find_map(|a| a.get("metaData").cloned())
-        .unwrap();
+    let meta = log_action(&table, 0, "metaData");
     assert_eq!(
         meta["configuration"]["delta.autoOptimize.autoCompact"],
         "true"
@@ -209,12 +201,7 @@ print(json.dumps({"deltalake": d.num_rows, "polars": p.height, "duckdb": int(k[0
                   "actions": int(k[1]), "optimize": ops.count("OPTIMIZE")}), flush=True)
 os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
-    let out = Command::new(&python)
-        .args(["-c", script, table.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python: {}", stderr(&out));
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = python_json(&python, script, &table);
     assert_eq!(got["deltalake"], 100_000, "{got}");
     assert_eq!(got["polars"], 100_000, "{got}");
     assert_eq!(got["duckdb"], 100_000, "{got}");

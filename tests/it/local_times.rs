@@ -3,8 +3,6 @@
 //! number is a malformed record), written as Delta `timestamp_ntz` beside zoned TIMESTAMP
 //! columns, and read back as the same wall-clock values by Python deltalake, Polars and DuckDB.
 
-use std::process::Command;
-
 use crate::common::*;
 
 const SCHEMA: &str = "id INT, at TIMESTAMP_NTZ, ts TIMESTAMP, \
@@ -12,11 +10,7 @@ const SCHEMA: &str = "id INT, at TIMESTAMP_NTZ, ts TIMESTAMP, \
 
 /// The table's Delta schema, from its first metaData action: column name -> Delta type.
 fn delta_types(table: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
-    let actions = log_actions(table, 0);
-    let meta = actions
-        .iter()
-        .find_map(|a| a.get("metaData"))
-        .expect("metaData");
+    let meta = log_action(table, 0, "metaData");
     let schema: serde_json::Value =
         serde_json::from_str(meta["schemaString"].as_str().unwrap()).unwrap();
     schema["fields"]
@@ -67,10 +61,7 @@ async fn timestamp_ntz_columns_land_as_delta_timestamp_ntz_and_readers_see_local
     assert_eq!(types["at"], "timestamp_ntz");
     assert_eq!(types["ts"], "timestamp");
     assert_eq!(types["ev"]["fields"][0]["type"], "timestamp_ntz");
-    let protocol = log_actions(&table, 0)
-        .into_iter()
-        .find_map(|a| a.get("protocol").cloned())
-        .expect("protocol");
+    let protocol = log_action(&table, 0, "protocol");
     assert!(protocol.to_string().contains("timestampNtz"), "{protocol}");
     let rows = table_rows(
         &table,
@@ -135,12 +126,7 @@ kind = c.sql(f"""SELECT typeof("at") FROM delta_scan('{path}') LIMIT 1""").fetch
 print(json.dumps({"deltalake": d, "polars": p, "duckdb": k, "duck_type": kind}), flush=True)
 os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
-    let out = Command::new(&python)
-        .args(["-c", script, table.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python: {}", stderr(&out));
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = python_json(&python, script, &table);
     let iso = serde_json::json!([
         [1, "2024-03-01T10:20:30"],
         [2, "2024-03-01T10:20:30.123456"],
@@ -183,27 +169,24 @@ async fn timestamp_ntz_format_and_a_restart_keep_local_times() {
     )
     .unwrap();
     let table = dir.path().join("t");
-    let args = || {
-        vec![
-            "run".to_string(),
-            "--source".into(),
-            src.to_str().unwrap().into(),
-            "--format".into(),
-            "csv".into(),
-            "--option".into(),
-            "header=true".into(),
-            "--option".into(),
-            "timestampNTZFormat=dd/MM/yyyy HH:mm".into(),
-            "--schema".into(),
-            "id INT, at TIMESTAMP_NTZ".into(),
-            "--sink".into(),
-            table.to_str().unwrap().into(),
-        ]
-    };
-    let first = args();
-    run_ok(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = [
+        "run",
+        "--source",
+        src.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--option",
+        "header=true",
+        "--option",
+        "timestampNTZFormat=dd/MM/yyyy HH:mm",
+        "--schema",
+        "id INT, at TIMESTAMP_NTZ",
+        "--sink",
+        table.to_str().unwrap(),
+    ];
+    run_ok(&args);
     std::fs::write(src.join("b.csv"), "id,at\n3,29/02/2024 00:00\n").unwrap();
-    run_ok(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok(&args);
     assert_eq!(
         table_rows(&table, "SELECT id, CAST(at AS VARCHAR) FROM t").await,
         vec![

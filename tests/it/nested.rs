@@ -3,7 +3,6 @@
 //! and maps, queried by field access, and read back by Python deltalake, Polars and DuckDB.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -181,12 +180,7 @@ print(json.dumps({"rows": len(rows), "commits": d_commits, "envs": len(d_env), "
                   "duck_commits": int(k_commits), "duck_envs": int(k_env)}), flush=True)
 os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
-    let out = Command::new(&python)
-        .args(["-c", script, whole.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python: {}", stderr(&out));
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = python_json(&python, script, &whole);
     let commits: usize = all.iter().filter_map(|e| e.commits).sum();
     let envs = all.iter().filter(|e| e.env.is_some()).count();
     let logins = all.iter().filter(|e| e.login.is_some()).count();

@@ -177,13 +177,14 @@ fn decode_fast(
     Ok(batches)
 }
 
-/// Decode one line with a decoder, all of it (a line may hold more records than a batch: a
-/// top-level array); on error the decoder must be rebuilt.
-fn decode_all(
+/// Feed all of `line` to a decoder (a line may hold more records than a batch: a top-level
+/// array); the batches it filled on the way come back, the rest stays in the decoder. On error
+/// the decoder must be rebuilt.
+fn decode_line(
     decoder: &mut Decoder,
     line: &[u8],
 ) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
-    let mut batches = Vec::new();
+    let mut full = Vec::new();
     let mut rest = line;
     while !rest.is_empty() {
         let used = decoder.decode(rest)?;
@@ -191,7 +192,7 @@ fn decode_all(
         if !rest.is_empty() {
             // The decoder holds a full batch: take it, then go on.
             match decoder.flush()? {
-                Some(batch) => batches.push(batch),
+                Some(batch) => full.push(batch),
                 None if used == 0 => {
                     return Err(arrow::error::ArrowError::JsonError(
                         "the decoder made no progress".into(),
@@ -201,6 +202,16 @@ fn decode_all(
             }
         }
     }
+    Ok(full)
+}
+
+/// Decode one line with a decoder, all of it, into batches; on error the decoder must be
+/// rebuilt.
+fn decode_all(
+    decoder: &mut Decoder,
+    line: &[u8],
+) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    let mut batches = decode_line(decoder, line)?;
     if decoder.has_partial_record() {
         return Err(arrow::error::ArrowError::JsonError(
             "incomplete record".into(),
@@ -263,22 +274,10 @@ fn decode_by_line(
                 } else {
                     &rewritten
                 };
-                let mut rest = record;
-                while !rest.is_empty() {
-                    let used = good.decode(rest)?;
-                    rest = &rest[used..];
-                    if !rest.is_empty() {
-                        // A full batch (a line of many records): hand it on, then go on.
-                        let full = good.flush()?;
-                        if full.is_none() && used == 0 {
-                            return Err(SourceError::Unreadable(format!(
-                                "{path} line {}: the JSON decoder made no progress",
-                                index + first_line
-                            )));
-                        }
-                        out.push_rows(full)?;
-                        buffered = 0;
-                    }
+                // A line of many records (a top-level array) may fill batches on the way.
+                for full in decode_line(&mut good, record)? {
+                    out.push_rows(Some(full))?;
+                    buffered = 0;
                 }
                 good.decode(b"\n")?;
                 buffered += rows;

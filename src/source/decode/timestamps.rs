@@ -120,6 +120,26 @@ fn convert(
     RecordBatch::try_new(target.clone(), columns).map_err(SourceError::Arrow)
 }
 
+/// Each value of a column read as text, read by `read`; a value `read` cannot read is an error
+/// (`unreadable` says why) when `strict`, else null.
+fn read_texts<T>(
+    strings: &StringArray,
+    strict: bool,
+    read: impl Fn(&str) -> Option<T>,
+    unreadable: impl Fn(&str) -> String,
+) -> Result<Vec<Option<T>>, SourceError> {
+    let mut values = Vec::with_capacity(strings.len());
+    for value in strings.iter() {
+        values.push(match value.map(|s| (s, read(s))) {
+            None => None,
+            Some((_, Some(v))) => Some(v),
+            Some((s, None)) if strict => return Err(SourceError::InvalidSchema(unreadable(s))),
+            Some((_, None)) => None,
+        });
+    }
+    Ok(values)
+}
+
 /// Times read as text: an integer is epoch seconds (a JSON number, as Spark reads it), anything
 /// else ISO-8601. Unreadable text is an error when `strict`, else null.
 fn text_times(
@@ -133,32 +153,17 @@ fn text_times(
         .ok_or_else(|| {
             SourceError::InvalidSchema("a time column read as text is not text".into())
         })?;
-    let mut values = Vec::with_capacity(strings.len());
-    for value in strings.iter() {
-        let micros = match value {
-            None => None,
-            Some(s) => {
-                let read = match s.parse::<i64>() {
-                    Ok(secs) => secs.checked_mul(1_000_000),
-                    Err(_) => {
-                        arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, s)
-                            .ok()
-                            .map(|t| t.timestamp_micros())
-                    }
-                };
-                match read {
-                    Some(us) => Some(us),
-                    None if strict => {
-                        return Err(SourceError::InvalidSchema(format!(
-                            "`{s}` is not a timestamp (ISO-8601 text or epoch seconds)"
-                        )))
-                    }
-                    None => None,
-                }
-            }
-        };
-        values.push(micros);
-    }
+    let values = read_texts(
+        strings,
+        strict,
+        |s| match s.parse::<i64>() {
+            Ok(secs) => secs.checked_mul(1_000_000),
+            Err(_) => arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, s)
+                .ok()
+                .map(|t| t.timestamp_micros()),
+        },
+        |s| format!("`{s}` is not a timestamp (ISO-8601 text or epoch seconds)"),
+    )?;
     Ok(Arc::new(
         TimestampMicrosecondArray::from(values).with_timezone_opt(tz),
     ))
@@ -178,33 +183,24 @@ fn local_times(
             SourceError::InvalidSchema("a TIMESTAMP_NTZ column read as text is not text".into())
         })?;
     let chrono_fmt = format.map(to_chrono_format);
-    let mut values = Vec::with_capacity(strings.len());
-    for value in strings.iter() {
-        let micros = match value {
-            None => None,
-            Some(s) => {
-                let read = match &chrono_fmt {
-                    Some(fmt) => NaiveDateTime::parse_from_str(s, fmt)
-                        .ok()
-                        .map(|t| t.and_utc().timestamp_micros()),
-                    None => local_micros(s),
-                };
-                match read {
-                    Some(us) => Some(us),
-                    None if strict => {
-                        return Err(SourceError::InvalidSchema(format!(
-                            "`{s}` is not a TIMESTAMP_NTZ (a date-time without a time zone{})",
-                            format
-                                .map(|f| format!(" in the format {f}"))
-                                .unwrap_or_default()
-                        )))
-                    }
-                    None => None,
-                }
-            }
-        };
-        values.push(micros);
-    }
+    let values = read_texts(
+        strings,
+        strict,
+        |s| match &chrono_fmt {
+            Some(fmt) => NaiveDateTime::parse_from_str(s, fmt)
+                .ok()
+                .map(|t| t.and_utc().timestamp_micros()),
+            None => local_micros(s),
+        },
+        |s| {
+            format!(
+                "`{s}` is not a TIMESTAMP_NTZ (a date-time without a time zone{})",
+                format
+                    .map(|f| format!(" in the format {f}"))
+                    .unwrap_or_default()
+            )
+        },
+    )?;
     Ok(Arc::new(TimestampMicrosecondArray::from(values)))
 }
 
@@ -212,7 +208,7 @@ fn local_times(
 /// false)` reads it: `[+-]yyyy[-[m]m[-[d]d]]`, then optionally `T` or a space and
 /// `[h]h[:[m]m[:[s]s[.fraction]]]` (digits past microseconds dropped), surrounding spaces
 /// ignored; anything more (a zone) makes it unreadable. Microseconds since 1970-01-01T00:00.
-pub fn local_micros(text: &str) -> Option<i64> {
+fn local_micros(text: &str) -> Option<i64> {
     let s = text.trim();
     let (date, time) = match s.find(['T', ' ']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
@@ -294,23 +290,20 @@ fn parse_dates(column: &ArrayRef, format: &str, strict: bool) -> Result<ArrayRef
         .ok_or_else(|| SourceError::InvalidOption("dateFormat needs string values".into()))?;
     let chrono_fmt = to_chrono_format(format);
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let mut values = Vec::with_capacity(strings.len());
-    for value in strings.iter() {
-        let day = match value {
-            None => None,
-            Some(s) => match chrono::NaiveDate::parse_from_str(s.trim(), &chrono_fmt) {
-                Ok(d) => i32::try_from((d - epoch).num_days()).ok(),
-                Err(_) if strict => {
-                    return Err(SourceError::InvalidSchema(format!(
-                        "`{s}` is not a date in the format {format}"
-                    )))
-                }
-                Err(_) => None,
-            },
-        };
-        values.push(day);
-    }
-    Ok(Arc::new(arrow::array::Date32Array::from(values)))
+    // A date that reads but lies past what DATE holds is null, not an error.
+    let days = read_texts(
+        strings,
+        strict,
+        |s| {
+            chrono::NaiveDate::parse_from_str(s.trim(), &chrono_fmt)
+                .ok()
+                .map(|d| i32::try_from((d - epoch).num_days()).ok())
+        },
+        |s| format!("`{s}` is not a date in the format {format}"),
+    )?;
+    Ok(Arc::new(arrow::array::Date32Array::from(
+        days.into_iter().map(Option::flatten).collect::<Vec<_>>(),
+    )))
 }
 
 fn parse_one(s: &str, fmt: &str) -> Option<i64> {
