@@ -11,7 +11,9 @@ the data files (`addBatch`), the commit (`commitOffsets`); and, sampled every fe
 table's live files, listing time and the process's RSS.
 
     soak.py SLUICE_BINARY WORK_DIR OUT_JSON [--minutes N] [--rate FILES_PER_S] [--jobs append,windowed]
-            [--clean-source off|delete]
+            [--clean-source off|delete] [--listing arrivals|incremental|full]
+
+Per minute it also reports the batch, listing and commit p50, to show a slope where there is one.
 """
 import argparse
 import json
@@ -88,6 +90,10 @@ def run_job(job, args):
         cmd += ["--sql", WINDOWED, "--output-mode", "update", "--watermark", "time, 1 minute"]
     if args.clean_source != "off":
         cmd += ["--option", f"cleanSource={args.clean_source}"]
+    if args.listing == "incremental":
+        cmd += ["--option", "useNotifications=false", "--option", "useIncrementalListing=true"]
+    elif args.listing == "full":
+        cmd += ["--option", "useNotifications=false"]
     progress_path = os.path.join(work, "progress.jsonl")
     progress = open(progress_path, "w")
     proc = subprocess.Popen(cmd, stderr=progress)
@@ -134,9 +140,18 @@ def run_job(job, args):
                        "p99": percentile([b["durationMs"].get(key, 0) for b in part], 0.99)}
                 for name, key in PHASES.items()}
 
+    per_minute = []
+    for minute in range(int(end // 60) + 1):
+        part = [b for b in batches if minute * 60 <= seconds(b) < (minute + 1) * 60]
+        if part:
+            per_minute.append({"minute": minute, "batches": len(part),
+                               **{name: percentile([b["durationMs"].get(key, 0) for b in part], 0.5)
+                                  for name, key in PHASES.items()}})
     result = {"job": job, "minutes": args.minutes, "rate": args.rate, "batches": len(batches),
-              "filesDropped": counter[0], "windowSeconds": span,
-              "first": phases(first), "last": phases(last), "samples": samples}
+              "filesDropped": counter[0], "windowSeconds": span, "listing": args.listing,
+              "cleanSource": args.clean_source,
+              "first": phases(first), "last": phases(last), "samples": samples,
+              "perMinute": per_minute}
     p50_first, p50_last = result["first"]["batch"]["p50"], result["last"]["batch"]["p50"]
     result["lastOverFirstP50"] = (p50_last / p50_first) if p50_first else None
     return result
@@ -151,6 +166,7 @@ def main():
     p.add_argument("--rate", type=float, default=45.0)
     p.add_argument("--jobs", default="append,windowed")
     p.add_argument("--clean-source", default="off", choices=["off", "delete"])
+    p.add_argument("--listing", default="arrivals", choices=["arrivals", "incremental", "full"])
     args = p.parse_args()
     results = []
     for job in [j for j in args.jobs.split(",") if j]:
@@ -163,6 +179,8 @@ def main():
         for name in PHASES:
             f, l = r["first"][name], r["last"][name]
             print(f"    {name:18} {f['p50']!s:>6} / {f['p99']!s:<6} -> {l['p50']!s:>6} / {l['p99']!s:<6}")
+        print("    per minute p50 ms (batch / listing / commit): " + ", ".join(
+            f"{m['minute']}: {m['batch']}/{m['listing']}/{m['commit']}" for m in r["perMinute"]))
         ratio = r["lastOverFirstP50"]
         print(f"    last/first p50: {ratio:.2f} (target <= 1.2)" if ratio else "    no batches")
         s0, s1 = r["samples"][0] if r["samples"] else {}, r["samples"][-1] if r["samples"] else {}

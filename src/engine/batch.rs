@@ -627,6 +627,7 @@ impl Engine {
                 input_rows_per_second: rate(rows_in, since_last),
                 processed_rows_per_second: rate(rows_in, elapsed),
                 num_malformed_records: stats.malformed.load(Ordering::Relaxed),
+                discovery: std::mem::take(&mut self.discovered),
                 metrics: (io_now.0 - source_io).into(),
             }],
             sink: SinkProgress {

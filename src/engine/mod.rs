@@ -36,6 +36,7 @@ use crate::error::Error;
 use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
 use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
 use crate::source::arrivals::Arrivals;
+use crate::source::candidates::{Candidates, Discovery};
 use crate::source::discovery::{effective_max_age, select_batch, Backlog, FileEntry, SeenFiles};
 use crate::source::options::{Format, ReadLimit, SourceOptions};
 use crate::source::{ddl, file_columns, FileSource};
@@ -43,7 +44,7 @@ use crate::state::store::{Committed, StateMeta, StateStore};
 use crate::state::StateError;
 use crate::storage::IoCounts;
 use operator::AggOperator;
-pub use progress::{Progress, SinkProgress, SourceProgress};
+pub use progress::{DiscoveryProgress, Progress, SinkProgress, SourceProgress};
 pub use trigger::Trigger;
 
 pub use crate::plan::OutputModeKind;
@@ -184,6 +185,12 @@ pub struct Engine {
     txn_written: Option<Instant>,
     own_commit: Option<commit::OwnCommit>,
     operator: Option<AggOperator>,
+    /// How new files are found between triggers.
+    candidates: Candidates,
+    /// The local source's arrival events, when they find new files.
+    arrivals: Option<Arrivals>,
+    /// How the pending batch's files were found.
+    discovered: DiscoveryProgress,
 }
 
 impl std::fmt::Debug for Engine {
@@ -307,6 +314,9 @@ impl Engine {
             txn_written: None,
             own_commit: None,
             operator,
+            candidates: Candidates::new(Discovery::FullListing, Duration::MAX),
+            arrivals: None,
+            discovered: DiscoveryProgress::default(),
         })
     }
 
@@ -354,6 +364,18 @@ impl Engine {
             Trigger::ProcessingTime(_) => self.source.arrivals(),
             _ => None,
         };
+        // Between safety-net listings, a processing-time query finds new files by the local
+        // source's arrival events, or by listing only new names (see `candidates`).
+        let discovery = &self.cfg.options.discovery;
+        let by_events = arrivals.is_some() && discovery.notifications != Some(false);
+        let mode = match trigger {
+            Trigger::ProcessingTime(_) if self.source.has_queue() => Discovery::QueueEvents,
+            Trigger::ProcessingTime(_) if by_events => Discovery::ArrivalEvents,
+            Trigger::ProcessingTime(_) if discovery.incremental => Discovery::Incremental,
+            _ => Discovery::FullListing,
+        };
+        self.candidates = Candidates::new(mode, discovery.backfill_interval);
+        self.arrivals = arrivals.clone().filter(|_| by_events);
         let mut last_batch: Option<Instant> = None;
         loop {
             if *stop.borrow() {
@@ -395,6 +417,23 @@ impl Engine {
         }
     }
 
+    /// The files the next batch may take from (see [`candidates`]); how they were found is
+    /// kept for the batch's progress.
+    async fn discover(&mut self) -> Result<Vec<FileEntry>, Error> {
+        let now = Instant::now();
+        let scan = self.candidates.next_scan(now);
+        let (made, found) = self.source.scan(scan, self.arrivals.as_ref()).await?;
+        let (files, report) = self.candidates.absorb(&made, found, &self.seen, now);
+        self.discovered = DiscoveryProgress {
+            mode: self.candidates.discovery().name().to_string(),
+            full_listing: report.full,
+            num_files_listed: report.listed as u64,
+            num_files_outstanding: files.len() as u64,
+            num_bytes_outstanding: files.iter().map(|f| f.size).sum(),
+        };
+        Ok(files)
+    }
+
     /// One trigger: replay a planned batch or plan a new one; `None` when there was nothing to
     /// do, else the progress and whether the batch was a replay.
     async fn trigger_once(
@@ -405,6 +444,7 @@ impl Engine {
         let trigger_start = Instant::now();
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut durations = BTreeMap::new();
+        self.discovered = DiscoveryProgress::default();
         let (record, replayed) = match self.records.read_planned(self.next_batch).await? {
             Some(planned) => (planned, true),
             None => {
@@ -418,13 +458,18 @@ impl Engine {
                 let (files, listed) = match available.as_deref_mut() {
                     Some(backlog) => (backlog.take(&self.seen, limit), None),
                     None => {
-                        let listed = self.source.list().await?;
+                        let listed = self.discover().await?;
                         (
                             select_batch(&listed, &self.seen, limit, latest_first),
                             Some(listed),
                         )
                     }
                 };
+                let d = &mut self.discovered;
+                d.num_files_outstanding =
+                    d.num_files_outstanding.saturating_sub(files.len() as u64);
+                let taken: u64 = files.iter().map(|f| f.size).sum();
+                d.num_bytes_outstanding = d.num_bytes_outstanding.saturating_sub(taken);
                 // With nothing new, a batch runs only to let a moved watermark close windows.
                 let no_data_due = self
                     .operator

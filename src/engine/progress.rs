@@ -61,8 +61,27 @@ pub struct SourceProgress {
     pub processed_rows_per_second: f64,
     /// Malformed records met (dropped, or kept with a corrupt-record value).
     pub num_malformed_records: u64,
+    /// How the batch's files were found, and what is left.
+    pub discovery: DiscoveryProgress,
     /// Storage requests since the previous progress.
     pub metrics: StorageMetrics,
+}
+
+/// How a batch's files were found (see [`crate::source::candidates`]), with Auto Loader's names
+/// for the backlog. All zero for a batch replayed from its record.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryProgress {
+    /// `full`, `incremental` or `arrivals`.
+    pub mode: String,
+    /// Whether this trigger listed every file (always under `full`; the safety net otherwise).
+    pub full_listing: bool,
+    /// Files the trigger's scan found (listed, or looked up after their arrival).
+    pub num_files_listed: u64,
+    /// New files found and left for later batches (the read limit held them back).
+    pub num_files_outstanding: u64,
+    /// Their bytes.
+    pub num_bytes_outstanding: u64,
 }
 
 /// Progress of the sink in a batch.

@@ -24,20 +24,25 @@ use super::SourceError;
 /// Is this name part hidden? As Spark's `InMemoryFileIndex.shouldFilterOutPathName`: names
 /// starting with `.`, names starting with `_` unless they hold `=` (a partition folder such as
 /// `_source=app`), and files still being copied in (`._COPYING_`).
-fn hidden(part: &str) -> bool {
+pub(super) fn hidden(part: &str) -> bool {
     (part.starts_with('_') && !part.contains('='))
         || part.starts_with('.')
         || part.ends_with("._COPYING_")
 }
 
-/// The files below a local directory, recursively. Names that are not UTF-8 are skipped with a
-/// warning (once per name, remembered in `warned`).
-pub(super) fn list_local(
+/// The files below the folder `rel` of a local source (`""`: the whole source), recursively,
+/// named relative to `root`. Names that are not UTF-8 are skipped with a warning (once per name,
+/// remembered in `warned`). With `after`, only files named after it are looked up (see
+/// [`super::candidates`]: names at or before it are not even stat'ed, folders that cannot hold
+/// a later name are not read).
+pub(super) fn list_local_below(
     root: &FsPath,
+    rel: &str,
+    after: Option<&str>,
     warned: &Mutex<HashSet<PathBuf>>,
 ) -> Result<Vec<FileEntry>, SourceError> {
     let mut files = Vec::new();
-    let mut dirs = vec![(root.to_path_buf(), String::new())];
+    let mut dirs = vec![(root.join(rel), rel.to_string())];
     while let Some((dir, rel)) = dirs.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -70,30 +75,79 @@ pub(super) fn list_local(
             if hidden(name) {
                 continue;
             }
-            // Follows links; a file removed since the directory was read is not listed.
-            let Ok(meta) = std::fs::metadata(entry.path()) else {
-                continue;
-            };
             let path = if rel.is_empty() {
                 name.to_string()
             } else {
                 format!("{rel}/{name}")
             };
+            // Under incremental listing, a name at or before the offset is not looked up (the
+            // directory entry's own type tells a folder without a stat).
+            if let Some(after) = after {
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if !is_dir && path.as_str() <= after {
+                    continue;
+                }
+                if is_dir && !super::candidates::folder_may_hold_later(&path, after) {
+                    continue;
+                }
+            }
+            // Follows links; a file removed since the directory was read is not listed.
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
             if meta.is_dir() {
                 dirs.push((entry.path(), path));
-            } else if meta.is_file() && meta.len() > 0 {
-                let mtime_ms = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .and_then(|d| i64::try_from(d.as_millis()).ok())
-                    .unwrap_or(0);
-                files.push(FileEntry {
-                    path,
-                    size: meta.len(),
-                    mtime_ms,
-                });
+            } else if let Some(file) = entry_of(path, &meta) {
+                files.push(file);
             }
+        }
+    }
+    Ok(files)
+}
+
+/// A listed file, unless it is empty or not a plain file.
+fn entry_of(path: String, meta: &std::fs::Metadata) -> Option<FileEntry> {
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    let mtime_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(0);
+    Some(FileEntry {
+        path,
+        size: meta.len(),
+        mtime_ms,
+    })
+}
+
+/// The files among local paths a watcher saw land below `root`: a file is looked up alone, a
+/// folder is listed whole; what listing would skip is skipped here too.
+pub(super) fn look_up_local(
+    root: &FsPath,
+    landed: &[PathBuf],
+    warned: &Mutex<HashSet<PathBuf>>,
+) -> Result<Vec<FileEntry>, SourceError> {
+    let mut files = Vec::new();
+    for path in landed {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let Some(rel) = rel.to_str() else {
+            continue;
+        };
+        if rel.is_empty() || rel.split('/').any(hidden) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            files.extend(list_local_below(root, rel, None, warned)?);
+        } else if let Some(file) = entry_of(rel.to_string(), &meta) {
+            files.push(file);
         }
     }
     Ok(files)
@@ -146,12 +200,22 @@ pub(super) fn gone(file: &str) -> SourceError {
     ))
 }
 
-/// The objects below `prefix`, named relative to it as their keys spell them.
+/// The objects below `prefix`, named relative to it as their keys spell them; with `after`,
+/// only those named after it (S3's `start-after`).
 pub(super) async fn list_store(
     store: &Arc<dyn ObjectStore>,
     prefix: &Path,
+    after: Option<&str>,
 ) -> Result<Vec<FileEntry>, SourceError> {
-    let metas: Vec<_> = store.list(Some(prefix)).try_collect().await?;
+    let metas: Vec<_> = match after {
+        Some(after) => {
+            store
+                .list_with_offset(Some(prefix), &key(prefix, after)?)
+                .try_collect()
+                .await?
+        }
+        None => store.list(Some(prefix)).try_collect().await?,
+    };
     let skip = prefix.as_ref().len();
     let mut files = Vec::with_capacity(metas.len());
     for meta in metas {
@@ -220,11 +284,36 @@ mod tests {
         std::fs::create_dir_all(dir.path().join(".tmp")).unwrap();
         std::fs::write(dir.path().join(".tmp/a.json"), "x").unwrap();
         let warned = Mutex::default();
-        let listed = list_local(dir.path(), &warned).unwrap();
+        let listed = list_local_below(dir.path(), "", None, &warned).unwrap();
         for f in &just_the_odd_names(listed) {
             let data = read_local(dir.path(), &f.path).await.unwrap();
             assert_eq!(data, f.path.as_bytes());
         }
+    }
+
+    #[test]
+    fn a_local_listing_after_a_name_lists_only_later_names_in_every_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "a.json",
+            "b.json",
+            "d=1/x.json",
+            "d=2/x.json",
+            "d=2/y.json",
+            "e.json",
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "x").unwrap();
+        }
+        let warned = Mutex::default();
+        let mut names: Vec<String> = list_local_below(dir.path(), "", Some("d=2/x.json"), &warned)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["d=2/y.json", "e.json"]);
     }
 
     #[cfg(unix)]
@@ -236,7 +325,7 @@ mod tests {
         std::fs::write(dir.path().join(bad), "x").unwrap();
         std::fs::write(dir.path().join("good.json"), "x").unwrap();
         let warned = Mutex::default();
-        let listed = list_local(dir.path(), &warned).unwrap();
+        let listed = list_local_below(dir.path(), "", None, &warned).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].path, "good.json");
         assert_eq!(warned.lock().unwrap().len(), 1);
@@ -256,7 +345,7 @@ mod tests {
         // A zero-byte folder marker, as consoles create for `landing/zone/sub/`.
         let marker = Path::parse("landing/zone/sub").unwrap();
         store.put(&marker, Vec::new().into()).await.unwrap();
-        let listed = list_store(&store, &prefix).await.unwrap();
+        let listed = list_store(&store, &prefix, None).await.unwrap();
         for f in &just_the_odd_names(listed) {
             let data = read_store(&store, &prefix, &f.path).await.unwrap();
             assert_eq!(data, f.path.as_bytes());

@@ -6,6 +6,7 @@
 //! ```
 
 pub mod arrivals;
+pub mod candidates;
 pub mod chunks;
 pub mod clean;
 pub mod compression;
@@ -18,6 +19,7 @@ pub mod infer;
 mod listing;
 pub mod options;
 pub mod partitions;
+pub mod queue;
 pub mod spark_schema;
 pub mod transcode;
 
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
+use candidates::Scan;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::ObjectStore;
 
@@ -101,6 +104,8 @@ pub struct FileSource {
     read_columns: Option<Vec<String>>,
     /// What happens to the files of committed batches (`cleanSource`).
     cleaner: clean::Cleaner,
+    /// The SQS queue of the bucket's events (`queueUrl`), connected at its first use.
+    queue: Arc<tokio::sync::OnceCell<queue::S3Queue>>,
 }
 
 impl FileSource {
@@ -115,6 +120,18 @@ impl FileSource {
                     dir.display()
                 )));
             }
+        }
+        let discovery = &options.discovery;
+        let s3 = location.local_path().is_none();
+        if discovery.queue_url.is_some() && !s3 {
+            return Err(SourceError::InvalidOption(
+                "option queueUrl is for S3 sources; a local source's new files are found by its arrival events: remove it".into(),
+            ));
+        }
+        if discovery.notifications == Some(true) && s3 && discovery.queue_url.is_none() {
+            return Err(SourceError::InvalidOption(
+                "option useNotifications=true on S3 needs queueUrl, the SQS queue that receives the bucket's s3:ObjectCreated:* events; or use useIncrementalListing=true when names sort by arrival".into(),
+            ));
         }
         if options.json.line_sep.is_some() && format != Format::Json {
             return Err(SourceError::InvalidOption(format!(
@@ -162,7 +179,15 @@ impl FileSource {
             file_columns,
             read_columns: None,
             cleaner,
+            queue: Arc::default(),
         })
+    }
+
+    /// Does an SQS queue announce this source's new files (`queueUrl`, unless
+    /// `useNotifications=false`)?
+    pub fn has_queue(&self) -> bool {
+        self.options.discovery.queue_url.is_some()
+            && self.options.discovery.notifications != Some(false)
     }
 
     /// Does this source archive or delete the files of committed batches (`cleanSource`)?
@@ -283,23 +308,74 @@ impl FileSource {
 
     /// List the files of the source (see [`listing`] for what is skipped).
     pub async fn list(&self) -> Result<Vec<FileEntry>, SourceError> {
-        let mut files = self.list_all().await?;
+        self.list_after(None).await
+    }
+
+    /// Find files as `scan` says (see [`candidates`]), with what is skipped as in [`Self::list`].
+    /// Returns the scan made — a full listing instead of arrivals when the watcher lost
+    /// events — and the files found.
+    pub async fn scan(
+        &self,
+        scan: Scan,
+        arrivals: Option<&arrivals::Arrivals>,
+    ) -> Result<(Scan, Vec<FileEntry>), SourceError> {
+        let landed = match (&scan, arrivals, self.location.local_path()) {
+            (Scan::Arrivals, Some(arrivals), Some(root)) => match arrivals.take() {
+                Some(paths) => Some((root.clone(), paths)),
+                None => return Ok((Scan::Full, self.list().await?)),
+            },
+            (Scan::Arrivals, _, _) => return Ok((Scan::Full, self.list().await?)),
+            _ => None,
+        };
+        if let (Scan::Queue, Some(url), storage::Location::S3 { bucket, prefix, .. }) =
+            (&scan, &self.options.discovery.queue_url, &self.location)
+        {
+            let queue = self
+                .queue
+                .get_or_init(|| queue::S3Queue::connect(url))
+                .await;
+            let mut files = queue.drain(bucket, prefix).await?;
+            self.keep_selected(&mut files);
+            return Ok((scan, files));
+        }
+        let files = match (&scan, landed) {
+            (_, Some((root, paths))) => {
+                let warned = self.warned.clone();
+                let mut files = tokio::task::spawn_blocking(move || {
+                    listing::look_up_local(&root, &paths, &warned)
+                })
+                .await
+                .map_err(|e| SourceError::Location(format!("listing stopped: {e}")))??;
+                self.keep_selected(&mut files);
+                files
+            }
+            (Scan::After(after), None) => self.list_after(after.as_deref()).await?,
+            _ => self.list().await?,
+        };
+        Ok((scan, files))
+    }
+
+    fn keep_selected(&self, files: &mut Vec<FileEntry>) {
         if self.filter != glob::FileFilter::default() {
             files.retain(|f| self.filter.selects(&f.path));
         }
-        Ok(files)
     }
 
-    async fn list_all(&self) -> Result<Vec<FileEntry>, SourceError> {
-        match self.location.local_path() {
+    async fn list_after(&self, after: Option<&str>) -> Result<Vec<FileEntry>, SourceError> {
+        let mut files = match self.location.local_path() {
             Some(dir) => {
                 let (dir, warned) = (dir.clone(), self.warned.clone());
-                tokio::task::spawn_blocking(move || listing::list_local(&dir, &warned))
-                    .await
-                    .map_err(|e| SourceError::Location(format!("listing stopped: {e}")))?
+                let after = after.map(str::to_string);
+                tokio::task::spawn_blocking(move || {
+                    listing::list_local_below(&dir, "", after.as_deref(), &warned)
+                })
+                .await
+                .map_err(|e| SourceError::Location(format!("listing stopped: {e}")))??
             }
-            None => listing::list_store(&self.store, &self.location.prefix()).await,
-        }
+            None => listing::list_store(&self.store, &self.location.prefix(), after).await?,
+        };
+        self.keep_selected(&mut files);
+        Ok(files)
     }
 
     async fn fetch(&self, file: &str) -> Result<bytes::Bytes, SourceError> {

@@ -110,6 +110,35 @@ pub struct SourceOptions {
     pub clean_source: CleanSource,
     /// Where `cleanSource=archive` moves them (`sourceArchiveDir`).
     pub source_archive_dir: Option<String>,
+    /// How new files are found between full listings.
+    pub discovery: DiscoveryOptions,
+}
+
+/// How new files are found (see [`crate::source::candidates`]), with Auto Loader's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// List only names after the greatest one listed (`useIncrementalListing`, default false):
+    /// safe when file names sort by arrival.
+    pub incremental: bool,
+    /// A local source's arrival events find new files (`useNotifications`; unset: yes on local
+    /// disk, for processing-time triggers; S3 sources have none).
+    pub notifications: Option<bool>,
+    /// An S3 source's new files come from the bucket's event notifications in this SQS queue
+    /// (`queueUrl`).
+    pub queue_url: Option<String>,
+    /// A full listing at least this often when any of the above is in use (`backfillInterval`).
+    pub backfill_interval: Duration,
+}
+
+impl Default for DiscoveryOptions {
+    fn default() -> Self {
+        DiscoveryOptions {
+            incremental: false,
+            notifications: None,
+            queue_url: None,
+            backfill_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// JSON options with Spark's names and defaults.
@@ -203,6 +232,7 @@ impl Default for SourceOptions {
             folders: FolderOptions::default(),
             clean_source: CleanSource::Off,
             source_archive_dir: None,
+            discovery: DiscoveryOptions::default(),
         }
     }
 }
@@ -222,6 +252,10 @@ const KNOWN: &[&str] = &[
     "timestampNTZFormat",
     "cleanSource",
     "sourceArchiveDir",
+    "useIncrementalListing",
+    "useNotifications",
+    "backfillInterval",
+    "queueUrl",
     "multiLine",
     "primitivesAsString",
     "prefersDecimal",
@@ -350,6 +384,25 @@ impl SourceOptions {
                     })?)
                 }
                 "dateFormat" => o.date_format = Some(v.to_string()),
+                "useIncrementalListing" => {
+                    o.discovery.incremental =
+                        parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?
+                }
+                "useNotifications" => {
+                    o.discovery.notifications =
+                        Some(parse_bool(v).ok_or_else(|| bad(key, v, "expected true or false"))?)
+                }
+                "queueUrl" => {
+                    if v.is_empty() {
+                        return Err(bad(key, v, "expected the URL of an SQS queue"));
+                    }
+                    o.discovery.queue_url = Some(v.to_string())
+                }
+                "backfillInterval" => {
+                    o.discovery.backfill_interval = parse_duration(v)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| bad(key, v, "expected a duration such as 1 hour or 10m"))?
+                }
                 "cleanSource" => {
                     o.clean_source = CleanSource::parse(v)
                         .ok_or_else(|| bad(key, v, "expected off, archive or delete"))?

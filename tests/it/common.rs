@@ -338,6 +338,53 @@ impl Moto {
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     }
 
+    /// An unsigned request to the server (moto takes them); the response must be a 200.
+    fn request(&self, method: &str, path: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
+    }
+
+    /// A new SQS queue that receives `bucket`'s `s3:ObjectCreated:*` notifications; its URL.
+    pub async fn event_queue(&self, bucket: &str, queue: &str) -> String {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .build();
+        let url = aws_sdk_sqs::Client::from_conf(config)
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        self.request(
+            "PUT",
+            &format!("/{bucket}?notification"),
+            &format!(
+                "<NotificationConfiguration><QueueConfiguration><Id>landing</Id>\
+                 <Queue>arn:aws:sqs:us-east-1:123456789012:{queue}</Queue>\
+                 <Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"
+            ),
+        );
+        url
+    }
+
     /// Upload files under `prefix` of `bucket`, one after the other.
     pub async fn upload(&self, bucket: &str, prefix: &str, files: &[PathBuf]) {
         for f in files {

@@ -5,6 +5,7 @@ mod common;
 mod compressed;
 mod concurrency;
 mod crash;
+mod discovery;
 mod end_to_end;
 mod errors;
 mod external;
