@@ -22,6 +22,7 @@
 
 pub mod keepalive;
 pub mod record;
+pub mod seen;
 
 use std::collections::HashMap;
 

@@ -8,8 +8,9 @@
 //! - a record past the txn version is a batch that was planned but not committed: it is re-run
 //!   with exactly the same files, by this process or by any competing instance.
 //!
-//! Every `SNAPSHOT_EVERY` batches the record also holds the whole seen-file set, so a restart reads
-//! at most that many records, whatever the query's age.
+//! Every `SNAPSHOT_EVERY` batches the record also names the seen-file set's segments (see
+//! [`super::seen`]), so a restart reads at most that many records, whatever the query's age.
+//! (Records written before segments held the whole set instead; they are still read.)
 
 use std::sync::Arc;
 
@@ -17,16 +18,19 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use super::seen::{SeenIndex, SeenStore};
 use crate::sink::SinkError;
 use crate::source::discovery::{FileEntry, SeenFiles};
 use crate::storage::Location;
 
-/// A full seen-file snapshot is written every this many batches.
+/// A seen-file snapshot is written every this many batches.
 pub const SNAPSHOT_EVERY: i64 = 10;
 /// Records older than this many batches behind the newest snapshot are deleted.
 pub const KEEP_BATCHES: i64 = 100;
-/// The record format this build writes.
-pub const RECORD_FORMAT: u32 = 1;
+/// The record format this build writes. Format 2 names seen-file segments (`seenIndex`)
+/// instead of holding the whole set (`seen`); a build that reads only format 1 would take such
+/// a snapshot for an empty set, so it must refuse these records.
+pub const RECORD_FORMAT: u32 = 2;
 
 /// Where the source was and how it is read, as first recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,9 +97,12 @@ pub struct BatchRecord {
     pub sql: String,
     /// Files this batch reads.
     pub files: Vec<FileEntry>,
-    /// The whole seen-file set after this batch, on snapshot batches.
+    /// The whole seen-file set after this batch, on snapshot batches of format 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<SeenFiles>,
+    /// The segments of the seen-file set after this batch, on snapshot batches of format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_index: Option<SeenIndex>,
     /// Event-time watermark in force for this batch, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark_ms: Option<i64>,
@@ -289,14 +296,10 @@ impl RecordStore {
     }
 
     /// Rebuild the seen-file set after `committed`: the newest snapshot plus the batches since.
-    pub async fn seen_after(
-        &self,
-        committed: i64,
-        empty: SeenFiles,
-    ) -> Result<SeenFiles, SinkError> {
+    pub async fn seen_after(&self, committed: i64, empty: SeenFiles) -> Result<Resumed, SinkError> {
         let from = BatchRecord::snapshot_batch_for(committed);
-        let mut seen = None;
-        let mut files = Vec::new();
+        let mut snapshot = None;
+        let mut since = Vec::new();
         for id in from..=committed {
             let record = self.read(id).await?.ok_or_else(|| {
                 SinkError::Record(format!(
@@ -306,16 +309,35 @@ impl RecordStore {
                 ))
             })?;
             if id == from {
-                seen = record.seen.clone();
-            }
-            if id > from {
-                files.extend(record.files);
+                snapshot = Some((record.seen, record.seen_index));
+            } else {
+                since.extend(record.files);
             }
         }
-        let mut seen = seen.unwrap_or(empty);
-        seen.add(&files);
-        Ok(seen)
+        let (mut seen, index) = match snapshot {
+            Some((_, Some(index))) => (self.seen_store().restore(&index).await?, Some(index)),
+            Some((Some(seen), None)) => (seen, None),
+            _ => (empty, None),
+        };
+        seen.add(&since);
+        Ok(Resumed { seen, index, since })
     }
+
+    /// The query's seen-file segments.
+    pub fn seen_store(&self) -> SeenStore {
+        SeenStore::new(self.store.clone(), &self.query_name)
+    }
+}
+
+/// The seen-file set a restart resumes with.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The set after the committed batch.
+    pub seen: SeenFiles,
+    /// The segments of the newest snapshot (`None`: none yet, or a format-1 snapshot).
+    pub index: Option<SeenIndex>,
+    /// The files of the committed batches after that snapshot.
+    pub since: Vec<FileEntry>,
 }
 
 #[cfg(test)]
@@ -354,6 +376,7 @@ mod tests {
                 })
                 .collect(),
             seen,
+            seen_index: None,
             watermark_ms: None,
             planned_at_ms: 0,
         }
@@ -407,7 +430,11 @@ mod tests {
             Created::Ours(_) => panic!("a second record for batch 0 must not replace the first"),
         }
         let _ = records.create(record(1, &["b"], None)).await.unwrap();
-        let seen = records.seen_after(1, SeenFiles::new(false)).await.unwrap();
+        let seen = records
+            .seen_after(1, SeenFiles::new(false))
+            .await
+            .unwrap()
+            .seen;
         assert_eq!(seen.len(), 2);
         assert_eq!(records.newest().await.unwrap(), Some(1));
         let err = records

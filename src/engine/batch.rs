@@ -174,6 +174,28 @@ struct Produced {
 }
 
 impl Engine {
+    /// Batch `record` committed: the seen-file segments of a snapshot batch become the ones a
+    /// restart resumes from (those it no longer names are deleted); other batches' files are
+    /// kept for the next snapshot.
+    async fn seen_committed(&mut self, record: &BatchRecord) {
+        if !BatchRecord::is_snapshot_batch(record.batch_id) {
+            for f in &record.files {
+                let key = self.seen.identity(&f.path).to_string();
+                self.seen_since.insert(key, f.mtime_ms);
+            }
+            return;
+        }
+        if let (Some(before), Some(now)) = (&self.seen_index, &record.seen_index) {
+            if let Err(e) = self.records.seen_store().expire(before, now).await {
+                tracing::warn!("could not delete old seen-file segments: {e}");
+            }
+        }
+        // A snapshot that held the whole set (format 1) leaves no segments: the next snapshot
+        // writes the whole set as its first segment.
+        self.seen_index = record.seen_index.clone();
+        self.seen_since.clear();
+    }
+
     fn input(
         &mut self,
         record: &BatchRecord,
@@ -482,6 +504,7 @@ impl Engine {
         }
         self.seen
             .advance(&record.files, effective_max_age(&self.cfg.options));
+        self.seen_committed(record).await;
         if self.source.cleans() {
             // cleanSource: the batch's files are archived or deleted now that it is committed.
             let cleaned = self.source.clean(&record.files).await;

@@ -21,7 +21,7 @@ mod readahead;
 mod source_schema;
 pub mod trigger;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::commit;
 use crate::commit::keepalive;
 use crate::commit::record::{BatchRecord, Created, RecordStore, SourceInfo, RECORD_FORMAT};
+use crate::commit::seen::SeenIndex;
 use crate::error::Error;
 use crate::plan::{check_output_mode, QueryKind, QueryPlan, Watermark};
 use crate::sink::{schema as sink_schema, DeltaSink, SinkError};
@@ -185,6 +186,10 @@ pub struct Engine {
     txn_written: Option<Instant>,
     own_commit: Option<commit::OwnCommit>,
     operator: Option<AggOperator>,
+    /// The seen-file segments of the newest snapshot batch (see [`commit::seen`]).
+    seen_index: Option<SeenIndex>,
+    /// The files (identity → mtime) committed since that snapshot batch.
+    seen_since: HashMap<String, i64>,
     /// How new files are found between triggers.
     candidates: Candidates,
     /// The local source's arrival events, when they find new files.
@@ -261,17 +266,22 @@ impl Engine {
         let delta_schema = sink_schema::delta_schema(plan.output_schema())?;
         sink.check(&delta_schema)?;
         let operator = operator_for(&plan, &cfg, &sink, committed).await?;
-        let mut seen = match committed {
+        let (mut seen, seen_index, since) = match committed {
             Some(v) => {
-                records
+                let resumed = records
                     .seen_after(v, SeenFiles::new(cfg.options.file_name_only))
-                    .await?
+                    .await?;
+                (resumed.seen, resumed.index, resumed.since)
             }
-            None => SeenFiles::new(cfg.options.file_name_only),
+            None => (SeenFiles::new(cfg.options.file_name_only), None, Vec::new()),
         };
         if committed.is_some() {
             seen.purge(effective_max_age(&cfg.options));
         }
+        let seen_since = since
+            .iter()
+            .map(|f| (seen.identity(&f.path).to_string(), f.mtime_ms))
+            .collect();
         if let (Some(v), true) = (committed, source.cleans()) {
             // cleanSource: a kill may have cut short the cleaning of the last committed batch
             // (its record is the newest one unless a later batch was planned).
@@ -314,6 +324,8 @@ impl Engine {
             txn_written: None,
             own_commit: None,
             operator,
+            seen_index,
+            seen_since,
             candidates: Candidates::new(Discovery::FullListing, Duration::MAX),
             arrivals: None,
             discovered: DiscoveryProgress::default(),
@@ -496,7 +508,8 @@ impl Engine {
                 durations.insert("latestOffset".to_string(), ms(listing.elapsed()));
                 let wal = Instant::now();
                 let chosen = available.is_some().then(|| files.clone());
-                let record = self.new_record(files);
+                let seen_index = self.seen_snapshot(&files).await?;
+                let record = self.new_record(files, seen_index);
                 let record = match self.records.create(record).await? {
                     Created::Ours(r) => r,
                     Created::Theirs(theirs) => {
@@ -556,15 +569,44 @@ impl Engine {
         }
     }
 
+    /// On snapshot batches, the seen-file segments as they will be once batch `next_batch`
+    /// over `files` commits — written now, before the record that names them.
+    async fn seen_snapshot(&self, files: &[FileEntry]) -> Result<Option<SeenIndex>, Error> {
+        if !BatchRecord::is_snapshot_batch(self.next_batch) {
+            return Ok(None);
+        }
+        let seen = &self.seen;
+        let mut after = SeenFiles::restore(
+            [],
+            seen.latest_mtime_ms(),
+            seen.ignore_before_ms(),
+            seen.file_name_only(),
+        );
+        after.advance(files, effective_max_age(&self.cfg.options));
+        let batch = files
+            .iter()
+            .map(|f| (seen.identity(&f.path).to_string(), f.mtime_ms));
+        // Without segments yet (a new query, or one whose snapshots held the whole set), the
+        // first segment holds the whole set.
+        let added: HashMap<String, i64> = match &self.seen_index {
+            Some(_) => self.seen_since.clone().into_iter().chain(batch).collect(),
+            None => seen
+                .entries()
+                .map(|(k, m)| (k.to_string(), m))
+                .chain(batch)
+                .collect(),
+        };
+        let index = self
+            .records
+            .seen_store()
+            .snapshot(self.seen_index.as_ref(), added, &after)
+            .await?;
+        Ok(Some(index))
+    }
+
     /// The record planning batch `next_batch` over `files`.
-    fn new_record(&self, files: Vec<FileEntry>) -> BatchRecord {
+    fn new_record(&self, files: Vec<FileEntry>, seen_index: Option<SeenIndex>) -> BatchRecord {
         let batch_id = self.next_batch;
-        // Every few batches the record holds the seen set as it will be once this batch commits.
-        let seen = BatchRecord::is_snapshot_batch(batch_id).then(|| {
-            let mut after = self.seen.clone();
-            after.advance(&files, effective_max_age(&self.cfg.options));
-            after
-        });
         BatchRecord {
             format: RECORD_FORMAT,
             query_name: self.cfg.query_name.clone(),
@@ -577,7 +619,8 @@ impl Engine {
             ),
             sql: self.cfg.sql.clone(),
             files,
-            seen,
+            seen: None,
+            seen_index,
             watermark_ms: self
                 .operator
                 .as_ref()

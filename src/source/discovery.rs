@@ -93,6 +93,53 @@ impl SeenFiles {
         }
     }
 
+    /// A set restored from its parts: identity → modification time, and its thresholds.
+    /// Entries older than `ignore_before_ms` are left out (they are ignored anyway).
+    pub fn restore(
+        entries: impl IntoIterator<Item = (String, i64)>,
+        latest_mtime_ms: i64,
+        ignore_before_ms: Option<i64>,
+        file_name_only: bool,
+    ) -> Self {
+        let mut seen = SeenFiles {
+            latest_mtime_ms,
+            ignore_before_ms,
+            file_name_only,
+            ..Default::default()
+        };
+        for (key, mtime) in entries {
+            if ignore_before_ms.is_none_or(|t| mtime >= t) {
+                seen.insert(Arc::from(key), mtime);
+            }
+        }
+        seen
+    }
+
+    /// Every remembered file: identity and modification time.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
+    /// The newest modification time among seen files.
+    pub fn latest_mtime_ms(&self) -> i64 {
+        self.latest_mtime_ms
+    }
+
+    /// Files older than this are ignored.
+    pub fn ignore_before_ms(&self) -> Option<i64> {
+        self.ignore_before_ms
+    }
+
+    /// Are files identified by name only?
+    pub fn file_name_only(&self) -> bool {
+        self.file_name_only
+    }
+
+    /// The identity of a file: its path, or its name alone with `fileNameOnly`.
+    pub fn identity<'a>(&self, path: &'a str) -> &'a str {
+        self.key(path)
+    }
+
     fn key<'a>(&self, path: &'a str) -> &'a str {
         if self.file_name_only {
             path.rsplit('/').next().unwrap_or(path)

@@ -237,3 +237,53 @@ async fn an_idle_running_query_keeps_its_txn_past_the_tables_txn_retention() {
     );
     assert_eq!(table_rows(&table, "SELECT time, action FROM t").await, want);
 }
+
+/// Regression: every tenth record held the whole seen-file set, so keeping it cost every file
+/// ever read. Now a snapshot record names segments (`seenIndex`) that together hold the set,
+/// the folder keeps only the segments the newest snapshot names, and restarts still read each
+/// file once.
+#[tokio::test]
+async fn a_snapshot_record_names_seen_segments_instead_of_holding_every_file() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    let table = dir.path().join("t");
+    copy_files(&fixture("events"), &src, 0..41);
+    let one = ["--option", "maxFilesPerTrigger=1", "--query-name", "q"];
+    run_events(&src, &table, &one);
+    let query = table.join("_sluice/queries/q");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(query.join("batches/00000000000000000040.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(record.get("seen").is_none(), "{record:#}");
+    let segments = record["seenIndex"]["segments"].as_array().unwrap().clone();
+    let entries: u64 = segments
+        .iter()
+        .map(|s| s["entries"].as_u64().unwrap())
+        .sum();
+    assert_eq!(entries, 41, "the segments hold every file read: {record:#}");
+    assert!(segments.len() <= 3, "{record:#}");
+    let mut named: Vec<String> = segments
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(query.join("seen"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    named.sort();
+    on_disk.sort();
+    assert_eq!(on_disk, named, "superseded segments are deleted");
+    // Restarts resume from the segments (and from the records after them).
+    copy_files(&fixture("events"), &src, 41..46);
+    run_events(&src, &table, &one);
+    copy_files(&fixture("events"), &src, 46..50);
+    run_events(&src, &table, &["--query-name", "q"]);
+    let got = table_rows(&table, "SELECT time, action FROM t").await;
+    let want = expected_events(&src, "SELECT time, action FROM events").await;
+    assert_eq!(got.len(), 50 * 2000);
+    assert_eq!(got, want);
+    let (version, epochs) = query_commits(&table, "sluice-q").await;
+    assert_eq!(version, Some(46));
+    assert_eq!(epochs, (0..=46).collect::<Vec<_>>());
+}
