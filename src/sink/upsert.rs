@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::prelude::{col, lit, Expr, SessionContext};
+use datafusion::prelude::{col, lit, DataFrame, Expr, SessionContext};
 use deltalake::kernel::Action;
 use deltalake::DeltaTable;
 use object_store::path::Path;
@@ -103,6 +103,27 @@ async fn key_ranges(
     Ok(filter)
 }
 
+/// The table's rows, with the file of each, that can hold a key of the changed rows (table
+/// `c` of `ctx`): only files whose key ranges overlap the changed keys can, so filtering the
+/// scan on those ranges lets file statistics skip the rest of the table.
+async fn candidate_rows(
+    ctx: &SessionContext,
+    table: &DeltaTable,
+    schema: &SchemaRef,
+    keys: &[String],
+) -> Result<DataFrame, SinkError> {
+    let with_files = table
+        .table_provider()
+        .with_file_column(FILE_COLUMN)
+        .await
+        .map_err(df_err)?;
+    let mut scan = ctx.read_table(with_files).map_err(df_err)?;
+    if let Some(range) = key_ranges(ctx, schema, keys).await? {
+        scan = scan.filter(range).map_err(df_err)?;
+    }
+    Ok(scan)
+}
+
 /// The files to remove, and the rows of theirs to keep, so that the table holds the changed
 /// rows (written beside) in place of the rows with the same keys as `changed` (every key the
 /// batch touched: with HAVING, a superset of the rows written). Kept rows go to files of
@@ -119,21 +140,11 @@ pub async fn upsert(
     }
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
-    let with_files = table
-        .table_provider()
-        .with_file_column(FILE_COLUMN)
-        .await
-        .map_err(df_err)?;
     let changed_table =
         MemTable::try_new(schema.clone(), vec![changed.to_vec()]).map_err(df_err)?;
     ctx.register_table("c", Arc::new(changed_table))
         .map_err(df_err)?;
-    // Only files whose key ranges overlap the changed keys can hold them: filtering the scan on
-    // those ranges lets file statistics skip the rest of the table.
-    let mut scan = ctx.read_table(with_files).map_err(df_err)?;
-    if let Some(range) = key_ranges(&ctx, schema, keys).await? {
-        scan = scan.filter(range).map_err(df_err)?;
-    }
+    let scan = candidate_rows(&ctx, table, schema, keys).await?;
     ctx.register_table("t", scan.into_view()).map_err(df_err)?;
     let on = |left: &str| {
         keys.iter()
@@ -199,4 +210,88 @@ pub async fn upsert(
     let kept_sql = format!("SELECT {columns} FROM f LEFT ANTI JOIN c ON {}", on("f"));
     let kept = collect(&ctx, &kept_sql).await?;
     Ok((removes, kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray, StructArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Fields, Schema, TimeUnit};
+
+    fn rows(schema: &SchemaRef, window: i64, actions: &[&str], count: i64) -> RecordBatch {
+        let ts = |us: i64| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(vec![us; actions.len()]).with_timezone("UTC"))
+        };
+        let minute = 60_000_000;
+        let DataType::Struct(fields) = schema.field(0).data_type().clone() else {
+            unreachable!("the window is a struct")
+        };
+        let window = StructArray::new(
+            fields,
+            vec![ts(window * minute), ts((window + 1) * minute)],
+            None,
+        );
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(window),
+                Arc::new(StringArray::from(actions.to_vec())),
+                Arc::new(Int64Array::from(vec![count; actions.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Update mode on a windowed count: a batch that changes keys of the newest window reads
+    /// only the file that can hold them; the statistics of the window's `start` and `end`
+    /// fields skip the files of every other window.
+    #[tokio::test]
+    async fn file_statistics_on_the_window_fields_skip_other_windows_files() {
+        let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let window = Fields::from(vec![
+            Field::new("start", time.clone(), true),
+            Field::new("end", time, true),
+        ]);
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("window", DataType::Struct(window), true),
+            Field::new("action", DataType::Utf8, true),
+            Field::new("count", DataType::Int64, true),
+        ]));
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        for w in 0..6 {
+            let table = DeltaTable::try_from_url(url.clone()).await.unwrap();
+            table
+                .write(vec![rows(&schema, w, &["a", "b"], 1)])
+                .await
+                .unwrap();
+        }
+        let mut table = DeltaTable::try_from_url(url).await.unwrap();
+        table.load().await.unwrap();
+        assert_eq!(table.snapshot().unwrap().log_data().num_files(), 6);
+        let changed = rows(&schema, 5, &["a"], 2);
+        let keys = ["window".to_string(), "action".to_string()];
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        let c = MemTable::try_new(schema.clone(), vec![vec![changed.clone()]]).unwrap();
+        ctx.register_table("c", Arc::new(c)).unwrap();
+        let plan = candidate_rows(&ctx, &table, &schema, &keys)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        assert_eq!(
+            shown.matches(".parquet").count(),
+            1,
+            "only the newest window's file is read: {shown}"
+        );
+        // And the upsert itself replaces that file alone.
+        let (actions, kept) = upsert(&table, &schema, &[changed], &keys).await.unwrap();
+        assert_eq!(actions.len(), 1);
+        assert_eq!(kept.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
 }
