@@ -25,6 +25,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
+
+use super::log_names::LogNames;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use object_store::{
@@ -37,6 +39,8 @@ use object_store::{
 #[derive(Debug)]
 pub struct DurableLocal {
     inner: LocalFileSystem,
+    /// The names of Delta log folders, remembered between listings (see [`LogNames`]).
+    log_names: Arc<LogNames>,
 }
 
 impl DurableLocal {
@@ -44,6 +48,7 @@ impl DurableLocal {
     pub fn new() -> Self {
         DurableLocal {
             inner: LocalFileSystem::new(),
+            log_names: Arc::default(),
         }
     }
 }
@@ -230,9 +235,21 @@ impl ObjectStore for DurableLocal {
             return self.inner.list_with_offset(prefix, offset);
         };
         // The Delta log, read after each commit: names first, then only the new ones looked up
-        // (the inner store converts every entry of the folder, which grows with the log).
+        // (the inner store converts every entry of the folder, which grows with the log); the
+        // names of a `_delta_log` are remembered, new versions found by name.
         let prefix_text = prefix.map(|p| p.as_ref().to_string()).unwrap_or_default();
-        match plain_names_after(&dir, &prefix_text, offset.as_ref()) {
+        let names = if LogNames::applies(&dir) {
+            self.log_names.after(
+                &dir,
+                &prefix_text,
+                offset.as_ref(),
+                || plain_names_after(&dir, &prefix_text, ""),
+                std::time::Instant::now(),
+            )
+        } else {
+            plain_names_after(&dir, &prefix_text, offset.as_ref())
+        };
+        match names {
             Some(names) => {
                 let inner = self.inner.clone();
                 futures::stream::iter(names)
@@ -316,11 +333,13 @@ mod tests {
         }
         std::fs::write(log.join("00000000000000000020.checkpoint.parquet"), "x").unwrap();
         std::fs::write(log.join("_last_checkpoint"), "{}").unwrap();
-        let store = DurableLocal::new();
         let prefix = Path::from_absolute_path(&log).unwrap();
+        // A new store each time: one store remembers a log's names between listings (see
+        // `log_names`), and this compares what a first read of the folder finds.
         let listed = |offset: Path| {
-            let (store, prefix) = (&store, prefix.clone());
+            let prefix = prefix.clone();
             async move {
+                let store = DurableLocal::new();
                 let mut fast: Vec<ObjectMeta> = store
                     .list_with_offset(Some(&prefix), &offset)
                     .try_collect()

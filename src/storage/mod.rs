@@ -3,6 +3,7 @@
 //! requests (see [`metered`]).
 
 pub mod durable;
+mod log_names;
 pub mod metered;
 
 use std::collections::HashMap;
