@@ -292,13 +292,98 @@ impl DeltaSink {
         // Planned on the newest version (the batch just committed may have removed files), so
         // the compaction does not conflict with the stream's own commits.
         self.table.update_incremental(None).await?;
-        let (table, metrics) = self.table.clone().optimize().await?;
-        self.table = table;
-        Ok(metrics.num_files_removed)
+        if !self.partition_by.is_empty()
+            || !self
+                .table
+                .snapshot()?
+                .metadata()
+                .partition_columns()
+                .is_empty()
+        {
+            let (table, metrics) = self.table.clone().optimize().await?;
+            self.table = table;
+            return Ok(metrics.num_files_removed);
+        }
+        let removed = compact_newest_tier(&self.table).await?;
+        if removed > 0 {
+            self.table.update_incremental(None).await?;
+        }
+        Ok(removed)
     }
 
     /// A writer for one batch's data files.
     pub fn writer(&self) -> Result<BatchWriter, SinkError> {
         BatchWriter::new(&self.table)
     }
+}
+
+/// Rewrite the newest tier of an unpartitioned table's live files (see [`compaction`]) into
+/// new files, in one `dataChange=false` commit; the number of files removed.
+async fn compact_newest_tier(table: &DeltaTable) -> Result<u64, SinkError> {
+    use deltalake::kernel::transaction::CommitBuilder;
+    use deltalake::kernel::Action;
+    use futures::StreamExt;
+    let snapshot = table.snapshot()?;
+    let mut files: Vec<_> = snapshot
+        .log_data()
+        .iter()
+        .map(|f| {
+            let size = u64::try_from(f.size()).unwrap_or(0);
+            (
+                f.modification_time(),
+                size,
+                f.path().to_string(),
+                f.remove_action(false),
+            )
+        })
+        .collect();
+    files.sort_by(|a, b| (b.0, &b.2).cmp(&(a.0, &a.2)));
+    let sizes: Vec<u64> = files.iter().map(|f| f.1).collect();
+    let n = compaction::newest_tier(&sizes);
+    if n == 0 {
+        return Ok(0);
+    }
+    files.truncate(n);
+    let paths: Vec<String> = files.iter().map(|f| f.2.clone()).collect();
+    let ctx = datafusion::prelude::SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table
+        .table_provider()
+        .with_file_paths(paths)
+        .await
+        .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?;
+    let mut rows = ctx
+        .read_table(provider)
+        .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?
+        .execute_stream()
+        .await
+        .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?;
+    let mut writer = writer::BatchWriter::new(table)?;
+    while let Some(batch) = rows.next().await {
+        let batch = batch
+            .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?;
+        writer.write(batch).await?;
+    }
+    let (adds, _) = writer.finish().await?;
+    let target = i64::try_from(sizes.iter().take(n).sum::<u64>()).unwrap_or(i64::MAX);
+    let mut actions: Vec<Action> = adds
+        .into_iter()
+        .map(|mut add| {
+            add.data_change = false;
+            Action::Add(add)
+        })
+        .collect();
+    actions.extend(files.into_iter().map(|f| Action::Remove(f.3)));
+    CommitBuilder::default()
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            deltalake::protocol::DeltaOperation::Optimize {
+                predicate: None,
+                target_size: target,
+            },
+        )
+        .await?;
+    Ok(n as u64)
 }

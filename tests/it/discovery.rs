@@ -387,8 +387,11 @@ async fn discovery_modes_under_kills_read_every_file_once() {
         ));
         want.sort();
         assert_eq!(
-            table_rows(&table, "SELECT action, count(*) FROM t GROUP BY action ORDER BY action")
-                .await,
+            table_rows(
+                &table,
+                "SELECT action, count(*) FROM t GROUP BY action ORDER BY action"
+            )
+            .await,
             want,
             "seed {seed}"
         );
