@@ -345,23 +345,25 @@ async fn compact_newest_tier(table: &DeltaTable) -> Result<u64, SinkError> {
     }
     files.truncate(n);
     let paths: Vec<String> = files.iter().map(|f| f.2.clone()).collect();
+    let unreadable = |e: datafusion::error::DataFusionError| {
+        SinkError::Schema(format!("compaction could not read its files: {e}"))
+    };
     let ctx = datafusion::prelude::SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
     let provider = table
         .table_provider()
         .with_file_paths(paths)
         .await
-        .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?;
+        .map_err(unreadable)?;
     let mut rows = ctx
         .read_table(provider)
-        .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?
+        .map_err(unreadable)?
         .execute_stream()
         .await
-        .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?;
+        .map_err(unreadable)?;
     let mut writer = writer::BatchWriter::new(table)?;
     while let Some(batch) = rows.next().await {
-        let batch = batch
-            .map_err(|e| SinkError::Schema(format!("compaction could not read its files: {e}")))?;
+        let batch = batch.map_err(unreadable)?;
         writer.write(batch).await?;
     }
     let (adds, _) = writer.finish().await?;

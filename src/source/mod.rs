@@ -319,27 +319,15 @@ impl FileSource {
         scan: Scan,
         arrivals: Option<&arrivals::Arrivals>,
     ) -> Result<(Scan, Vec<FileEntry>), SourceError> {
-        let landed = match (&scan, arrivals, self.location.local_path()) {
-            (Scan::Arrivals, Some(arrivals), Some(root)) => match arrivals.take() {
-                Some(paths) => Some((root.clone(), paths)),
-                None => return Ok((Scan::Full, self.list().await?)),
-            },
-            (Scan::Arrivals, _, _) => return Ok((Scan::Full, self.list().await?)),
-            _ => None,
-        };
-        if let (Scan::Queue, Some(url), storage::Location::S3 { bucket, prefix, .. }) =
-            (&scan, &self.options.discovery.queue_url, &self.location)
-        {
-            let queue = self
-                .queue
-                .get_or_init(|| queue::S3Queue::connect(url))
-                .await;
-            let mut files = queue.drain(bucket, prefix).await?;
-            self.keep_selected(&mut files);
-            return Ok((scan, files));
-        }
-        let files = match (&scan, landed) {
-            (_, Some((root, paths))) => {
+        let files = match &scan {
+            Scan::Arrivals => {
+                let landed = match (arrivals, self.location.local_path()) {
+                    (Some(arrivals), Some(root)) => arrivals.take().map(|p| (root.clone(), p)),
+                    _ => None,
+                };
+                let Some((root, paths)) = landed else {
+                    return Ok((Scan::Full, self.list().await?));
+                };
                 let warned = self.warned.clone();
                 let mut files = tokio::task::spawn_blocking(move || {
                     listing::look_up_local(&root, &paths, &warned)
@@ -349,8 +337,20 @@ impl FileSource {
                 self.keep_selected(&mut files);
                 files
             }
-            (Scan::After(after), None) => self.list_after(after.as_deref()).await?,
-            _ => self.list().await?,
+            Scan::Queue => match (&self.options.discovery.queue_url, &self.location) {
+                (Some(url), storage::Location::S3 { bucket, prefix, .. }) => {
+                    let queue = self
+                        .queue
+                        .get_or_init(|| queue::S3Queue::connect(url))
+                        .await;
+                    let mut files = queue.drain(bucket, prefix).await?;
+                    self.keep_selected(&mut files);
+                    files
+                }
+                _ => self.list().await?,
+            },
+            Scan::After(after) => self.list_after(after.as_deref()).await?,
+            Scan::Full => self.list().await?,
         };
         Ok((scan, files))
     }

@@ -67,12 +67,7 @@ for r in t.to_pylist():
 print(json.dumps(sorted(rows)), flush=True)
 os._exit(0)  # skip interpreter teardown: the readers' native threads may abort it
 "#;
-    let out = Command::new(python)
-        .args(["-c", script, table.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(python_json(python, script, table)).unwrap()
 }
 
 #[tokio::test]
