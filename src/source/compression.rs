@@ -57,7 +57,7 @@ impl Codec {
     pub fn reader(self, raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + Send>> {
         Ok(match self {
             Codec::None => raw,
-            Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Codec::Gzip => Box::new(super::gzip::GzipReader::new(raw)),
             Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
             Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
             Codec::Deflate => Box::new(flate2::read::ZlibDecoder::new(raw)),

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod discovery;
 pub mod file_columns;
 pub mod glob;
+pub mod gzip;
 pub mod infer;
 mod listing;
 pub mod options;
