@@ -220,7 +220,7 @@ fn string_stops_at_quotes_backslashes_and_control_characters() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let plain = b"abc xyz 0123 \xc3\xa9 ~!#$%";
     for _ in 0..5_000 {
-        let len = rng.gen_range(0..40);
+        let len = rng.gen_range(0..80);
         let mut text: Vec<u8> = (0..len)
             .map(|_| plain[rng.gen_range(0..plain.len())])
             .collect();
