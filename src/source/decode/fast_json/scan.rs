@@ -28,40 +28,46 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// character (below 0x20). Sixteen bytes per step with SSE2 (part of every x86-64), then eight
 /// with SWAR for the tail.
 pub(super) fn string_stop(text: &[u8]) -> Option<usize> {
-    let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-            _mm_or_si128, _mm_set1_epi8,
+    return string_stop_sse2(text);
+    #[cfg(not(target_arch = "x86_64"))]
+    string_stop_swar(text)
+}
+
+/// [`string_stop`] sixteen bytes per step, the tail with [`string_stop_swar`].
+#[cfg(target_arch = "x86_64")]
+fn string_stop_sse2(text: &[u8]) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut at = 0;
+    while let Some(block) = text.get(at..at + 16) {
+        // SAFETY: SSE2 is part of the x86-64 baseline, so its intrinsics are always
+        // available; `block` holds the 16 bytes loaded, and the load needs no alignment.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            let control = _mm_set1_epi8(0x1f);
+            // max(v, 0x1f) == 0x1f exactly where v <= 0x1f (unsigned).
+            let hits = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                ),
+                _mm_cmpeq_epi8(_mm_max_epu8(v, control), control),
+            );
+            _mm_movemask_epi8(hits)
         };
-        while let Some(block) = text.get(at..at + 16) {
-            // SAFETY: SSE2 is part of the x86-64 baseline, so its intrinsics are always
-            // available; `block` holds the 16 bytes loaded, and the load needs no alignment.
-            let mask = unsafe {
-                let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-                let control = _mm_set1_epi8(0x1f);
-                // max(v, 0x1f) == 0x1f exactly where v <= 0x1f (unsigned).
-                let hits = _mm_or_si128(
-                    _mm_or_si128(
-                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
-                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
-                    ),
-                    _mm_cmpeq_epi8(_mm_max_epu8(v, control), control),
-                );
-                _mm_movemask_epi8(hits)
-            };
-            if mask != 0 {
-                return Some(at + mask.trailing_zeros() as usize);
-            }
-            at += 16;
+        if mask != 0 {
+            return Some(at + mask.trailing_zeros() as usize);
         }
+        at += 16;
     }
     string_stop_swar(&text[at..]).map(|i| at + i)
 }
 
 /// [`string_stop`] eight bytes per step.
-fn string_stop_swar(text: &[u8]) -> Option<usize> {
+pub(super) fn string_stop_swar(text: &[u8]) -> Option<usize> {
     let mut words = text.chunks_exact(8);
     let mut at = 0;
     for chunk in words.by_ref() {

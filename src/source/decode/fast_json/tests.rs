@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::scan::{eight_digits, string_stop};
+use super::scan::{eight_digits, string_stop, string_stop_swar};
 use super::*;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Fields as ArrowFields, Schema, TimeUnit};
@@ -233,6 +233,7 @@ fn string_stops_at_quotes_backslashes_and_control_characters() {
             .iter()
             .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20);
         assert_eq!(string_stop(&text), want, "{text:?}");
+        assert_eq!(string_stop_swar(&text), want, "{text:?}");
     }
 }
 
