@@ -264,6 +264,7 @@ impl Engine {
                 .map(<[String]>::to_vec),
         );
         let delta_schema = sink_schema::delta_schema(plan.output_schema())?;
+        sink.drop_unstorable_columns().await?;
         sink.check(&delta_schema)?;
         let operator = operator_for(&plan, &cfg, &sink, committed).await?;
         let (mut seen, seen_index, since) = match committed {

@@ -26,7 +26,12 @@ pub(super) async fn resolve(
 ) -> Result<SchemaRef, Error> {
     let (schema, partitions) = match newest {
         Some(record) => {
-            let remembered = ddl::parse_ddl(&record.source.schema)?;
+            // Structs with no fields, which earlier versions inferred from objects that were
+            // always `{}`, are left out as inference now leaves them out (they hold no value).
+            let remembered = crate::sink::schema::without_empty_structs(
+                ddl::parse_ddl(&record.source.schema)?.as_ref(),
+                &mut Vec::new(),
+            );
             let columns = record.source.partition_columns.clone();
             // A given schema that leaves out a partition column gets it as remembered.
             let fields = columns

@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod rules;
+pub mod spark;
 pub mod spelling;
 pub mod window;
 
@@ -76,7 +77,10 @@ fn session() -> SessionContext {
     options.sql_parser.enable_ident_normalization = false;
     options.sql_parser.map_string_types_to_utf8view = false;
     options.execution.time_zone = Some("UTC".into());
-    SessionContext::new_with_config(config)
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features();
+    SessionContext::new_with_state(spark::with_spark_sql(state).build())
 }
 
 /// The source columns an optimized plan scans, plus the window's and watermark's time column;
@@ -146,13 +150,14 @@ impl QueryPlan {
                 }
             }
         }
-        let (rewritten, window) = window::rewrite(&spelling::rewrite(sql, source_name)?)?;
+        let spark_sql = spark::quote_identifiers(sql)?;
+        let (rewritten, window) = window::rewrite(&spelling::rewrite(&spark_sql, source_name)?)?;
         if let Some(w) = &window {
-            match source_schema.field_with_name(&w.time_column) {
-                Ok(f) if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) => {}
+            match window::time_field(&source_schema, &w.time_column) {
+                Some(f) if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) => {}
                 _ => {
                     return Err(PlanError::Invalid(format!(
-                        "window() needs a TIMESTAMP column of the stream; `{}` is not one",
+                        "window() needs a TIMESTAMP column of the stream or a TIMESTAMP field of one of its struct columns; `{}` is not one (CAST a text time AS TIMESTAMP with --schema)",
                         w.time_column
                     )))
                 }
@@ -213,7 +218,11 @@ impl QueryPlan {
             df.clone(),
             source_name,
             &source_schema,
-            window.as_ref().map(|w| w.time_column.as_str()),
+            window
+                .as_ref()
+                .and_then(|w| window::time_path(&source_schema, &w.time_column))
+                .and_then(|path| path.into_iter().next())
+                .as_deref(),
             watermark.as_ref().map(|w| w.column.as_str()),
         )
         .await;

@@ -5,6 +5,8 @@
 //!   keeps a row with NULL for an empty or NULL array, as Spark does);
 //! - an unnamed generator column is named `col`, and an unnamed nested field `actor.login` is
 //!   named by its last part, `login`, as Spark names them;
+//! - `.field` after a subscript or a call (`commits[0].sha`, Spark's spelling) reads as
+//!   `['field']`, the spelling DataFusion reads;
 //! - `*` over the stream leaves out the hidden column `_metadata` (Spark shows it only to a
 //!   query that names it).
 //!
@@ -13,9 +15,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    LateralView, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor, VisitMut,
-    VisitorMut,
+    AccessExpr, ExcludeSelectItem, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, LateralView, ObjectName, Query, Select, SelectItem, SetExpr, Statement, Subscript,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -57,6 +59,26 @@ struct Rewriter {
 
 impl VisitorMut for Rewriter {
     type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            // `.field` after a subscript or a call (`commits[0].sha`) reads as `['field']`.
+            let mut after_ident = matches!(root.as_ref(), Expr::Identifier(_));
+            for access in access_chain.iter_mut() {
+                match access {
+                    AccessExpr::Dot(Expr::Identifier(_)) if after_ident => {}
+                    AccessExpr::Dot(Expr::Identifier(field)) => {
+                        *access = AccessExpr::Subscript(Subscript::Index {
+                            index: Expr::value(Value::SingleQuotedString(field.value.clone())),
+                        });
+                        self.changed = true;
+                    }
+                    _ => after_ident = false,
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         if let Err(e) = self.body(query.body.as_mut()) {
@@ -165,8 +187,13 @@ impl Rewriter {
             _ => Ident::new("source"),
         };
         let unnested = unnest(first_arg(&view.lateral_view)?, outer_kind || view.outer)?;
+        // The hidden `_metadata` column goes through the view when the query names it.
+        let star = match self.hide_metadata {
+            Some(_) => format!("* EXCLUDE ({METADATA}), {METADATA}"),
+            None => "*".to_string(),
+        };
         let inner = format!(
-            "SELECT *, {unnested} AS {column} FROM {relation}",
+            "SELECT {star}, {unnested} AS {column} FROM {relation}",
             relation = from.relation
         );
         let subquery = Parser::new(&GenericDialect {})

@@ -106,14 +106,13 @@ impl WindowSpec {
         batch: &RecordBatch,
         out_schema: &SchemaRef,
     ) -> Result<RecordBatch, PlanError> {
-        let index = batch.schema().index_of(&self.time_column).map_err(|_| {
+        let values = time_values(batch, &self.time_column).ok_or_else(|| {
             PlanError::Invalid(format!(
                 "window() column `{}` is not in the stream",
                 self.time_column
             ))
         })?;
-        let times = batch
-            .column(index)
+        let times = values
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
             .ok_or_else(|| {
@@ -222,14 +221,99 @@ fn string_arg(arg: &FunctionArg) -> Option<String> {
     }
 }
 
+/// The time column a `window()` call names: a column, or a field of a struct column
+/// (`metadata.creationTimestamp`), as its dotted path (a table name before it is dropped when
+/// the query's source is known, see [`time_field`]).
 fn column_arg(arg: &FunctionArg) -> Option<String> {
     match arg {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(id))) => Some(id.value.clone()),
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(ids))) => {
-            ids.last().map(|i| i.value.clone())
-        }
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(ids))) => Some(
+            ids.iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
         _ => None,
     }
+}
+
+/// The path of fields a window's time column names in `schema`: the column itself, a field of
+/// a struct column (`a.b.c`), or either after a table name (`source.a.b`).
+pub fn time_path(schema: &Schema, column: &str) -> Option<Vec<String>> {
+    if schema.field_with_name(column).is_ok() {
+        return Some(vec![column.to_string()]);
+    }
+    let parts: Vec<&str> = column.split('.').collect();
+    let resolves = |path: &[&str]| -> bool {
+        let Some((first, rest)) = path.split_first() else {
+            return false;
+        };
+        let Ok(mut field) = schema.field_with_name(first) else {
+            return false;
+        };
+        for name in rest {
+            match field.data_type() {
+                arrow::datatypes::DataType::Struct(fields) => {
+                    match fields.iter().find(|f| f.name() == name) {
+                        Some(f) => field = f,
+                        None => return false,
+                    }
+                }
+                _ => return false,
+            }
+        }
+        true
+    };
+    let path = if resolves(&parts) {
+        &parts[..]
+    } else {
+        parts.get(1..).filter(|rest| resolves(rest))?
+    };
+    Some(path.iter().map(|p| p.to_string()).collect())
+}
+
+/// The field a window's time column names in `schema` (see [`time_path`]).
+pub fn time_field<'a>(schema: &'a Schema, column: &str) -> Option<&'a Field> {
+    let path = time_path(schema, column)?;
+    let (first, rest) = path.split_first()?;
+    let mut field = schema.field_with_name(first).ok()?;
+    for name in rest {
+        let arrow::datatypes::DataType::Struct(fields) = field.data_type() else {
+            return None;
+        };
+        field = fields.iter().find(|f| f.name() == name)?;
+    }
+    Some(field)
+}
+
+/// The values of the time column `column` names in `batch` (see [`time_path`]).
+fn time_values(batch: &RecordBatch, column: &str) -> Option<ArrayRef> {
+    let path = time_path(batch.schema_ref(), column)?;
+    let (first, rest) = path.split_first()?;
+    let mut values = batch.column_by_name(first)?.clone();
+    for name in rest {
+        let structs = values
+            .as_any()
+            .downcast_ref::<arrow::array::StructArray>()?;
+        let child = structs.column_by_name(name)?.clone();
+        // A null struct has a null field, whatever its child array holds.
+        values = match structs.logical_nulls() {
+            Some(nulls) => {
+                let combined =
+                    arrow::buffer::NullBuffer::union(Some(&nulls), child.logical_nulls().as_ref());
+                arrow::array::make_array(
+                    child
+                        .into_data()
+                        .into_builder()
+                        .nulls(combined)
+                        .build()
+                        .ok()?,
+                )
+            }
+            None => child,
+        };
+    }
+    Some(values)
 }
 
 fn micros(text: &str, what: &str) -> Result<i64, PlanError> {

@@ -43,7 +43,7 @@ pub enum SinkError {
     #[error("{0}")]
     Inconsistent(String),
     /// Delta failed.
-    #[error("delta table error: {0}; fix the table's storage (location, AWS_* settings) and run again: committed batches are kept")]
+    #[error("{}", explain_delta(.0))]
     Delta(#[from] DeltaTableError),
     /// Object storage failed.
     #[error("table storage error: {0}; fix the table's storage (location, AWS_* settings) and run again: committed batches are kept")]
@@ -51,6 +51,28 @@ pub enum SinkError {
     /// Arrow failed on the data.
     #[error("output data error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// A Delta error in words: storage advice only where storage failed (data that Parquet or
+/// Arrow refused is not fixed by fixing the storage).
+fn explain_delta(e: &DeltaTableError) -> String {
+    let refused = match e {
+        DeltaTableError::Parquet { source } => {
+            !matches!(source, parquet::errors::ParquetError::External(_))
+        }
+        DeltaTableError::Arrow { source } => {
+            !matches!(source, arrow::error::ArrowError::ExternalError(_))
+        }
+        _ => false,
+    };
+    match e {
+        _ if refused => format!(
+            "the batch's data could not be written to the table: {e}; the query's output must be storable in Parquet (committed batches are kept)"
+        ),
+        _ => format!(
+            "delta table error: {e}; fix the table's storage (location, AWS_* settings) and run again: committed batches are kept"
+        ),
+    }
 }
 
 /// A (not yet loaded) Delta table handle for a location, configured from the AWS environment;
@@ -220,6 +242,53 @@ impl DeltaSink {
             )));
         }
         Ok(())
+    }
+
+    /// Drop from the table's schema the struct columns with no fields (at any depth): no
+    /// Parquet file can hold one, so a table whose schema has one could never be written (an
+    /// earlier Sluice inferred them from objects that were always `{}`; Spark drops them in
+    /// inference, SPARK-8093). They hold no value, so nothing is lost. The names dropped.
+    pub async fn drop_unstorable_columns(&mut self) -> Result<Vec<String>, SinkError> {
+        if !self.exists {
+            return Ok(Vec::new());
+        }
+        let snapshot = self.table.snapshot()?;
+        let arrow_schema = snapshot.snapshot().arrow_schema();
+        let mut dropped = Vec::new();
+        let kept = schema::without_empty_structs(&arrow_schema, &mut dropped);
+        if dropped.is_empty() {
+            return Ok(dropped);
+        }
+        let kernel_schema: deltalake::kernel::StructType =
+            kept.as_ref().try_into_kernel().map_err(|e| {
+                SinkError::Schema(format!("cannot map the table's schema to Delta: {e}"))
+            })?;
+        use deltalake::kernel::MetadataExt;
+        let metadata = snapshot
+            .metadata()
+            .clone()
+            .with_schema(&kernel_schema)
+            .map_err(|e| SinkError::Schema(format!("cannot update the table's schema: {e}")))?;
+        deltalake::kernel::transaction::CommitBuilder::default()
+            .with_actions(vec![deltalake::kernel::Action::Metadata(metadata)])
+            .build(
+                Some(snapshot),
+                self.table.log_store(),
+                deltalake::protocol::DeltaOperation::UpdateTableMetadata {
+                    metadata_update:
+                        deltalake::operations::update_table_metadata::TableMetadataUpdate {
+                            name: None,
+                            description: None,
+                        },
+                },
+            )
+            .await?;
+        self.table.update_incremental(None).await?;
+        tracing::info!(
+            ?dropped,
+            "dropped struct columns with no fields from the table's schema"
+        );
+        Ok(dropped)
     }
 
     /// Create the table with `schema` if it does not exist (another writer may win the race).

@@ -26,6 +26,11 @@ pub fn delta_type(column: &str, dt: &DataType) -> Result<DataType, SinkError> {
         DataType::Float16 => DataType::Float32,
         DataType::Dictionary(_, value) => delta_type(column, value)?,
         DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => DataType::Decimal128(*p, *s),
+        DataType::Struct(fields) if fields.is_empty() => {
+            return Err(SinkError::Schema(format!(
+                "column `{column}` is a struct with no fields, which Parquet cannot store: leave it out of the query or give it a field in the schema"
+            )))
+        }
         DataType::Struct(fields) => DataType::Struct(
             fields
                 .iter()
@@ -64,6 +69,42 @@ fn delta_field(f: &Field) -> Result<Field, SinkError> {
         delta_type(f.name(), f.data_type())?
     };
     Ok(Field::new(f.name(), data_type, true))
+}
+
+/// `schema` without its struct fields that have no fields, at any depth (a struct left with
+/// none is dropped too); the dotted names of those dropped go to `dropped`.
+pub fn without_empty_structs(schema: &Schema, dropped: &mut Vec<String>) -> SchemaRef {
+    fn keep(field: &Field, path: &str, dropped: &mut Vec<String>) -> Option<Field> {
+        let name = match path.is_empty() {
+            true => field.name().clone(),
+            false => format!("{path}.{}", field.name()),
+        };
+        let data_type = match field.data_type() {
+            DataType::Struct(fields) => {
+                let kept: Vec<Field> = fields
+                    .iter()
+                    .filter_map(|f| keep(f, &name, dropped))
+                    .collect();
+                if kept.is_empty() {
+                    dropped.push(name);
+                    return None;
+                }
+                DataType::Struct(kept.into())
+            }
+            DataType::List(element) => match keep(element, &name, dropped) {
+                Some(element) => DataType::List(Arc::new(element)),
+                None => return None,
+            },
+            other => other.clone(),
+        };
+        Some(field.clone().with_data_type(data_type))
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter_map(|f| keep(f, "", dropped))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The Delta-compatible schema for a query output schema. Every column is nullable.

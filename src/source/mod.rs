@@ -514,6 +514,7 @@ impl FileSource {
             schema: decoded.clone(),
             format: self.format,
             options: self.options.clone(),
+            file_schema: (decoded.fields().len() < data.fields().len()).then(|| data.clone()),
         });
         let full = (self.file_columns.adds_to(&schema)
             || decoded.fields().len() < data.fields().len())

@@ -379,7 +379,7 @@ async fn schema_file_takes_sparks_json_schema() {
             "--schema-file",
             schema.to_str().unwrap(),
             "--sql",
-            "SELECT actor.login, tags[2] AS second, n FROM source",
+            "SELECT actor.login, tags[1] AS second, n FROM source",
         ],
     );
     assert_eq!(table_rows(&table, "SELECT * FROM t").await, ["ann|y|5"]);

@@ -20,6 +20,7 @@ mod randomized;
 mod readers;
 mod regression;
 mod regression_source;
+mod regression_sql;
 mod restart;
 mod s3;
 mod shapes;

@@ -356,7 +356,7 @@ async fn inspect_shows_watermark_and_state_size() {
     assert_eq!(q["stateRows"], 2, "the two windows still open at the end");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();

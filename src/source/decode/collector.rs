@@ -52,14 +52,6 @@ impl<'a> Collector<'a> {
         self.pieces.iter().map(RecordBatch::num_rows).sum()
     }
 
-    /// Good rows decoded on their own (each noted here).
-    pub(super) fn push_good(&mut self, rows: RecordBatch) -> Result<(), SourceError> {
-        for _ in 0..rows.num_rows() {
-            self.note_good();
-        }
-        self.push_rows(Some(rows))
-    }
-
     /// Rows of good records noted before (with [`Self::note_good`]), in order.
     pub(super) fn push_rows(&mut self, rows: Option<RecordBatch>) -> Result<(), SourceError> {
         if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {

@@ -1,25 +1,67 @@
-//! CSV with an optional header and a chosen separator. Like JSON, a file that fails the fast
-//! path is decoded again record by record so that parse modes can act on single rows.
+//! CSV in one pass, as Spark's CSV source reads it: csv-core splits each record into fields,
+//! the fields the query reads (found by their position in the file's schema, whatever columns
+//! are pruned) are gathered as text, and each column is converted to its type at once.
+//!
+//! ```text
+//!   bytes ─► records (csv-core) ─► text columns of the read fields ─► typed columns
+//!                                   + per record: field count, raw text     │
+//!                                                        malformed? ◄──────┘ (a value that
+//!                                                                            did not convert)
+//! ```
+//!
+//! A record is malformed when its field count differs from the schema's or a value does not
+//! convert (Spark's `UnivocityParser`): PERMISSIVE keeps the values that converted and puts the
+//! record's text in the corrupt-record column, DROPMALFORMED drops the row, FAILFAST stops at it.
+//! An empty field is NULL (Spark's `nullValue`); blank lines are skipped.
 
 use std::io::Cursor;
 use std::sync::Arc;
 
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, StringBuilder};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
+use arrow_csv::reader::Format as CsvFormat;
 
-use super::collector::Collector;
-use super::timestamps::{self, TimestampSpelling};
+use super::timestamps;
 use super::{DecodeSpec, Decoded, BATCH_ROWS};
 use crate::source::ddl::timestamp_type;
 use crate::source::options::{ParseMode, SourceOptions};
 use crate::source::SourceError;
 
-fn builder(schema: &SchemaRef, options: &SourceOptions, header: bool) -> ReaderBuilder {
-    ReaderBuilder::new(schema.clone())
-        .with_header(header)
-        .with_delimiter(options.sep)
-        .with_batch_size(BATCH_ROWS)
+/// One record's place in the part: its line, where its text starts and ends, and how many
+/// fields it had.
+struct Record {
+    line: usize,
+    start: usize,
+    end: usize,
+    fields: usize,
+}
+
+/// Where each parsed column's values are in a record, and how many fields a record has.
+fn positions(spec: &DecodeSpec, parsed: &SchemaRef) -> Result<(Vec<usize>, usize), SourceError> {
+    let corrupt = spec
+        .corrupt_index()
+        .map(|i| spec.schema.field(i).name().clone());
+    let all = spec.file_schema.as_ref().unwrap_or(&spec.schema);
+    let in_file: Vec<&str> = all
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| Some(*n) != corrupt.as_deref())
+        .collect();
+    let at = parsed
+        .fields()
+        .iter()
+        .map(|f| {
+            in_file.iter().position(|n| n == f.name()).ok_or_else(|| {
+                SourceError::InvalidSchema(format!(
+                    "CSV column `{}` is not in the schema",
+                    f.name()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((at, in_file.len()))
 }
 
 pub(super) fn decode(
@@ -29,75 +71,208 @@ pub(super) fn decode(
     first_line: usize,
     first: bool,
 ) -> Result<Decoded, SourceError> {
-    // Only a file's first part starts with its header.
-    let header = spec.options.header && first;
     let parsed = spec.parsed_schema();
-    let spelling = if spec.options.timestamp_format.is_some() {
-        TimestampSpelling::Custom
-    } else {
-        TimestampSpelling::Iso
-    };
-    let parse_schema = timestamps::parse_schema(&parsed, spelling, spec.formats());
-    let format = spec.formats();
-    let fast: Result<Vec<RecordBatch>, _> = builder(&parse_schema, &spec.options, header)
-        .build_buffered(Cursor::new(data))
-        .and_then(|reader| reader.collect());
-    if let Ok(batches) = fast {
-        let mut out = Vec::with_capacity(batches.len());
-        for b in batches {
-            let b = timestamps::to_target(b, &parsed, format)?;
-            out.push(spec.with_corrupt_column(b, None)?);
+    let (at, width) = positions(spec, &parsed)?;
+    let utf8 = simdutf8::basic::from_utf8(data).is_ok();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(spec.options.sep)
+        .from_reader(data);
+    let mut record = csv::ByteRecord::new();
+    let mut part = Part::new(parsed.fields().len());
+    let mut out = Decoded::default();
+    // Only a file's first part starts with its header.
+    let mut skip_header = spec.options.header && first;
+    loop {
+        let more = reader.read_byte_record(&mut record).map_err(|e| {
+            spec.malformed(
+                path,
+                first_line + e.position().map_or(0, |p| p.line() as usize - 1),
+                &e,
+            )
+        })?;
+        if !more {
+            break;
         }
-        return Ok(Decoded {
-            batches: out,
-            malformed: 0,
+        if std::mem::take(&mut skip_header) {
+            continue;
+        }
+        let (line, start) = record
+            .position()
+            .map_or((0, 0), |p| (p.line() as usize, p.byte() as usize));
+        for (builder, i) in part.texts.iter_mut().zip(&at) {
+            match record.get(*i).filter(|v| !v.is_empty()) {
+                None => builder.append_null(),
+                Some(v) if utf8 => builder.append_value(
+                    // Whole-part UTF-8 was checked, and fields split at ASCII bytes.
+                    std::str::from_utf8(v).unwrap_or_default(),
+                ),
+                Some(v) => builder.append_value(String::from_utf8_lossy(v)),
+            }
+        }
+        part.records.push(Record {
+            line: first_line + line.saturating_sub(1),
+            start,
+            end: reader.position().byte() as usize,
+            fields: record.len(),
         });
-    }
-    // Slow path: record by record (one record per line), put into batches of at most
-    // BATCH_ROWS rows as they come.
-    let mut out = Collector::new(spec, &parse_schema, &parsed);
-    let mut malformed = 0usize;
-    for (index, raw) in data.split(|b| *b == b'\n').enumerate() {
-        if index == 0 && header {
-            continue;
-        }
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.is_empty() {
-            continue;
-        }
-        let one: Result<Vec<RecordBatch>, _> = builder(&parse_schema, &spec.options, false)
-            .build_buffered(Cursor::new(line))
-            .and_then(|reader| reader.collect());
-        match one {
-            Ok(batches) => {
-                for b in batches {
-                    out.push_good(b)?;
-                }
-            }
-            Err(err) => {
-                malformed += 1;
-                match spec.options.mode {
-                    ParseMode::FailFast => {
-                        return Err(spec.malformed(path, index + first_line, err))
-                    }
-                    ParseMode::DropMalformed => {}
-                    ParseMode::Permissive => {
-                        let nulls = parse_schema
-                            .fields()
-                            .iter()
-                            .map(|f| arrow::array::new_null_array(f.data_type(), 1))
-                            .collect();
-                        let row = RecordBatch::try_new(parse_schema.clone(), nulls)?;
-                        out.push_corrupt(row, line)?;
-                    }
-                }
-            }
+        if part.records.len() == BATCH_ROWS {
+            part.emit(spec, &parsed, path, data, width, &mut out)?;
         }
     }
-    Ok(Decoded {
-        batches: out.finish()?,
-        malformed,
-    })
+    part.emit(spec, &parsed, path, data, width, &mut out)?;
+    Ok(out)
+}
+
+/// The records of a part gathered so far (at most [`BATCH_ROWS`]).
+struct Part {
+    texts: Vec<StringBuilder>,
+    records: Vec<Record>,
+}
+
+impl Part {
+    fn new(columns: usize) -> Self {
+        Part {
+            texts: (0..columns).map(|_| StringBuilder::new()).collect(),
+            records: Vec::with_capacity(BATCH_ROWS),
+        }
+    }
+
+    /// Convert the gathered records into a batch of the source schema, as the parse mode says.
+    fn emit(
+        &mut self,
+        spec: &DecodeSpec,
+        parsed: &SchemaRef,
+        path: &str,
+        data: &[u8],
+        width: usize,
+        out: &mut Decoded,
+    ) -> Result<(), SourceError> {
+        let records = std::mem::take(&mut self.records);
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Why each record is malformed, if it is.
+        let mut bad: Vec<Option<String>> = records
+            .iter()
+            .map(|r| {
+                (r.fields != width)
+                    .then(|| format!("{} fields where the schema has {width}", r.fields))
+            })
+            .collect();
+        let mut columns = Vec::with_capacity(self.texts.len());
+        for (builder, field) in self.texts.iter_mut().zip(parsed.fields()) {
+            let text = builder.finish();
+            let typed = convert(&text, field, spec)?;
+            if typed.null_count() != text.null_count() {
+                for (i, why) in bad.iter_mut().enumerate() {
+                    if why.is_none() && text.is_valid(i) && typed.is_null(i) {
+                        *why = Some(format!(
+                            "`{}` is not a {} (column `{}`)",
+                            text.value(i),
+                            spark_name(field.data_type()),
+                            field.name()
+                        ));
+                    }
+                }
+            }
+            columns.push(typed);
+        }
+        let batch = RecordBatch::try_new(parsed.clone(), columns)?;
+        let malformed = bad.iter().filter(|b| b.is_some()).count();
+        out.malformed += malformed;
+        if malformed == 0 {
+            out.batches.push(spec.with_corrupt_column(batch, None)?);
+            return Ok(());
+        }
+        match spec.options.mode {
+            ParseMode::FailFast => {
+                let (record, why) = records
+                    .iter()
+                    .zip(&bad)
+                    .find_map(|(r, b)| b.as_ref().map(|b| (r, b)))
+                    .ok_or_else(|| SourceError::InvalidSchema("no malformed record".into()))?;
+                Err(spec.malformed(path, record.line, why))
+            }
+            ParseMode::DropMalformed => {
+                let keep: BooleanArray = bad.iter().map(|b| Some(b.is_none())).collect();
+                let kept = filter_record_batch(&batch, &keep)?;
+                if kept.num_rows() > 0 {
+                    out.batches.push(spec.with_corrupt_column(kept, None)?);
+                }
+                Ok(())
+            }
+            ParseMode::Permissive => {
+                let texts = records
+                    .iter()
+                    .zip(&bad)
+                    .map(|(r, b)| {
+                        b.as_ref().map(|_| {
+                            let raw = &data[r.start.min(data.len())..r.end.min(data.len())];
+                            let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+                            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                            String::from_utf8_lossy(raw).into_owned()
+                        })
+                    })
+                    .collect();
+                out.batches
+                    .push(spec.with_corrupt_column(batch, Some(texts))?);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A column of text converted to `field`'s type; a value that does not convert is NULL.
+fn convert(text: &StringArray, field: &Field, spec: &DecodeSpec) -> Result<ArrayRef, SourceError> {
+    match field.data_type() {
+        DataType::Utf8 if !crate::source::ddl::is_ntz(field) => Ok(Arc::new(text.clone())),
+        // Spark reads `true` and `false`, in any case, and nothing else.
+        DataType::Boolean => Ok(Arc::new(
+            text.iter()
+                .map(|v| {
+                    v.and_then(|v| {
+                        if v.eq_ignore_ascii_case("true") {
+                            Some(true)
+                        } else if v.eq_ignore_ascii_case("false") {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    })
+                })
+                .collect::<BooleanArray>(),
+        )),
+        _ => {
+            let source = Arc::new(Schema::new(vec![Field::new(
+                field.name(),
+                DataType::Utf8,
+                true,
+            )]));
+            let batch = RecordBatch::try_new(source, vec![Arc::new(text.clone())])?;
+            let target = Arc::new(Schema::new(vec![field.clone()]));
+            let typed = timestamps::to_target(batch, &target, spec.formats())?;
+            Ok(typed.column(0).clone())
+        }
+    }
+}
+
+/// A type as Spark names it, for messages.
+fn spark_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(..) => "TIMESTAMP".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        other => other.to_string(),
+    }
 }
 
 /// Infer a schema from sample files. Without a header, columns are `_c0`, `_c1`, ... as in Spark.
@@ -178,6 +353,7 @@ mod tests {
             ])),
             format: Format::Csv,
             options,
+            file_schema: None,
         };
         let decoded = decode(&spec, "a.csv", data.as_bytes(), 1, true).unwrap();
         assert_eq!(decoded.malformed, 1);

@@ -482,6 +482,7 @@ mod tests {
             schema,
             format: Format::Json,
             options: SourceOptions::default(),
+            file_schema: None,
         };
         let decoded = decode(&spec, "big.json", &data, 1).unwrap();
         assert_eq!(decoded.malformed, 1);
@@ -534,6 +535,7 @@ mod tests {
             schema: crate::source::ddl::parse_ddl(ddl).unwrap(),
             format: Format::Json,
             options: SourceOptions::from_map(&raw).unwrap(),
+            file_schema: None,
         }
     }
 

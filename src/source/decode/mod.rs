@@ -48,6 +48,9 @@ pub struct DecodeSpec {
     pub format: Format,
     /// Source options.
     pub options: SourceOptions,
+    /// Every column of the files, when `schema` holds only those the query reads: CSV finds a
+    /// value by its position among these. `None`: `schema` is every column.
+    pub file_schema: Option<SchemaRef>,
 }
 
 impl DecodeSpec {

@@ -211,6 +211,7 @@ mod tests {
             )])),
             format: crate::source::options::Format::Parquet,
             options: Default::default(),
+            file_schema: None,
         }
     }
 

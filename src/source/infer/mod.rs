@@ -115,8 +115,8 @@ fn merge_fields(
 }
 
 /// The type a column is read with (Spark's `canonicalizeType`): null-only becomes string,
-/// fields without a name are dropped; with `drop_all_null`, null-only fields, empty arrays and
-/// structs left empty are dropped (`None`).
+/// fields without a name and structs without fields are dropped (`None`); with `drop_all_null`,
+/// null-only fields and empty arrays are dropped too.
 pub fn canonical(t: SparkType, drop_all_null: bool) -> Option<SparkType> {
     match t {
         SparkType::Null => (!drop_all_null).then_some(SparkType::String),
@@ -129,7 +129,9 @@ pub fn canonical(t: SparkType, drop_all_null: bool) -> Option<SparkType> {
                 .filter(|(name, _)| !name.is_empty())
                 .filter_map(|(name, t)| canonical(t, drop_all_null).map(|t| (name, t)))
                 .collect();
-            (!(drop_all_null && kept.is_empty())).then_some(SparkType::Struct(kept))
+            // A struct with no fields is dropped (Spark's SPARK-8093): Parquet cannot store
+            // one, and it holds no value.
+            (!kept.is_empty()).then_some(SparkType::Struct(kept))
         }
         other => Some(other),
     }
