@@ -118,6 +118,14 @@ async fn read_columns(
     (!all && !names.is_empty() && names.len() < source.fields().len()).then_some(names)
 }
 
+/// Does the query hold an aggregate over DISTINCT values (`count(DISTINCT s)`)?
+fn distinct_aggregate(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower
+        .match_indices("distinct")
+        .any(|(i, _)| lower[..i].trim_end().ends_with('('))
+}
+
 fn sql_options() -> SQLOptions {
     SQLOptions::new()
         .with_allow_ddl(false)
@@ -198,6 +206,11 @@ impl QueryPlan {
                 ));
             }
             QueryKind::Stateless
+        } else if aggregates > 1 && distinct_aggregate(&rewritten) {
+            return Err(PlanError::Stateful(
+                "distinct aggregations (count(DISTINCT ...)) are not supported on streams, as in Spark; use approx_distinct(...)"
+                    .into(),
+            ));
         } else if aggregates > 1 {
             return Err(PlanError::Stateful(
                 "nested or multiple aggregations are not supported on streams; aggregate once"

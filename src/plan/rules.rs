@@ -273,7 +273,13 @@ pub(super) fn describe_aggregate(
         .map(|f| f.name().clone())
         .collect();
     let keys: Vec<String> = agg.group_expr.iter().map(|e| e.to_string()).collect();
-    let aggregates: Vec<String> = agg.aggr_expr.iter().map(|e| e.to_string()).collect();
+    // A cast reads as TRY_CAST (Spark's NULL on a failed cast); state built before that
+    // names the same aggregate with CAST.
+    let aggregates: Vec<String> = agg
+        .aggr_expr
+        .iter()
+        .map(|e| e.to_string().replace("TRY_CAST(", "CAST("))
+        .collect();
     let time_key = agg
         .group_expr
         .iter()

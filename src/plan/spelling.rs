@@ -7,6 +7,7 @@
 //!   named by its last part, `login`, as Spark names them;
 //! - `.field` after a subscript or a call (`commits[0].sha`, Spark's spelling) reads as
 //!   `['field']`, the spelling DataFusion reads;
+//! - Spark's functions, casts and operators as [`spark::calls`] reads them;
 //! - `*` over the stream leaves out the hidden column `_metadata` (Spark shows it only to a
 //!   query that names it).
 //!
@@ -22,17 +23,20 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+use super::spark::{self, SparkDialect};
 use super::PlanError;
 use crate::source::file_columns::METADATA;
 
 /// Rewrite the Spark spellings of `sql` (see the module docs); SQL without them comes back
 /// unchanged.
 pub fn rewrite(sql: &str, source_name: &str) -> Result<String, PlanError> {
-    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|e| PlanError::Invalid(e.to_string()))?;
+    let mut statements = Parser::parse_sql(&SparkDialect::default(), sql)
+        .map_err(|e| PlanError::Invalid(format!("the SQL does not parse: {e}")))?;
     let mut rewriter = Rewriter {
         hide_metadata: crate::source::file_columns::wants_metadata(sql)
             .then(|| source_name.to_string()),
+        // A backslash escape Spark reads must reach the generic parser unescaped.
+        changed: sql.contains('\\') || sql.to_ascii_lowercase().contains("div"),
         ..Default::default()
     };
     let _ = statements.visit(&mut rewriter);
@@ -61,6 +65,13 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match spark::calls::rewrite(expr) {
+            Ok(changed) => self.changed |= changed,
+            Err(e) => {
+                self.error = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
         if let Expr::CompoundFieldAccess { root, access_chain } = expr {
             // `.field` after a subscript or a call (`commits[0].sha`) reads as `['field']`.
             let mut after_ident = matches!(root.as_ref(), Expr::Identifier(_));

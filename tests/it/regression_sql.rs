@@ -291,3 +291,63 @@ async fn a_table_wedged_by_an_empty_struct_recovers() {
     );
     assert_eq!(query_commits(&table, "sluice-audit").await.0, Some(0));
 }
+
+/// Defects the differential suite (scripts/oracle) found against Spark 4 with its non-ANSI
+/// defaults: `n / 4` was an integer division, `n DIV 4` did not parse, `n % 0` and `n / 0`
+/// stopped the query ("Divide by zero"), `CAST('abc' AS INT)` stopped it, `'%\\_%'` kept both
+/// backslashes, `RLIKE`, `year`, `split`, `regexp_extract` were unknown, `date_format` printed
+/// its Spark pattern as text, `regexp_replace` replaced the first match only, and `n + 1` of an
+/// INT was a BIGINT. Values and types are what Spark gives.
+#[tokio::test]
+async fn spark_arithmetic_casts_and_functions_found_by_the_oracle() {
+    let dir = tempdir();
+    let (src, table) = (dir.path().join("src"), dir.path().join("t"));
+    land(
+        &src,
+        "a.json",
+        "{\"n\":10,\"s\":\"a_b c\",\"ts\":\"2024-03-02T14:07:29.807749Z\"}\n",
+        ago(10),
+    );
+    let out = stream(
+        &src,
+        &table,
+        &[
+            "--schema",
+            "n INT, s STRING, ts TIMESTAMP",
+            "--sql",
+            "SELECT n / 4 AS q, n DIV 4 AS d, n % 0 AS m0, n / 0 AS q0, n + 1 AS n1, \
+             CAST(s AS INT) AS bad, s LIKE '%\\\\_%' AS underscore, s RLIKE '^a_' AS rl, \
+             year(ts) AS y, split(s, ' ')[1] AS second, regexp_extract(s, '([a-z]+)_', 1) AS ex, \
+             date_format(ts, 'yyyy-MM-dd HH:mm') AS day, regexp_replace(s, '[ab]', '#') AS rr, \
+             CAST(ts AS STRING) AS text FROM source",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        table_rows(
+            &table,
+            "SELECT q, d, m0, q0, n1, bad, underscore, rl, y, second, ex, day, rr, text FROM t"
+        )
+        .await,
+        ["2.5|2|NULL|NULL|11|NULL|true|true|2024|c|a|2024-03-02 14:07|#_# c|2024-03-02 14:07:29.807749"]
+    );
+    let meta = log_action(&table, 0, "metaData");
+    let schema: serde_json::Value =
+        serde_json::from_str(meta["schemaString"].as_str().unwrap()).unwrap();
+    let type_of = |column: &str| {
+        schema["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == column)
+            .map(|f| f["type"].clone())
+    };
+    for (column, spark_type) in [
+        ("q", "double"),
+        ("d", "long"),
+        ("n1", "integer"),
+        ("y", "integer"),
+    ] {
+        assert_eq!(type_of(column), Some(spark_type.into()), "{column}");
+    }
+}
